@@ -1,0 +1,19 @@
+"""seethrough: image classifiers that show their evidence.
+
+Every model returns logits and per-class evidence maps from one forward pass::
+
+    import seethrough
+    model = seethrough.create_model("fc", num_classes=10, backbone="resnet18")
+    out = model(images)          # out.logits B×C, out.maps B×C×h×w, out.extras {...}
+"""
+__version__ = "0.1.0"
+
+from .models import (  # noqa: E402
+    ModelOutput,
+    create_model,
+    from_pretrained,
+    list_models,
+    register_model,
+)
+
+__all__ = ["ModelOutput", "__version__", "create_model", "from_pretrained", "list_models", "register_model"]

@@ -1,0 +1,102 @@
+"""timm feature extractor shared by every head: last-stage map, stage freezing, stride."""
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+#: Feature taps whose reduction is at most this many pixels belong to the stem, not a stage.
+STEM_MAX_REDUCTION = 2
+
+
+class Backbone(nn.Module):
+    """A timm model with its global pool and classifier removed.
+
+    ``forward(x)`` returns the last-stage feature map ``B×D×h×w`` (token backbones such as ViT
+    are reshaped to their patch grid, prefix tokens dropped), so every head sees a spatial map.
+
+    Args:
+        name: any timm model name.
+        pretrained: load timm's pretrained weights (downloads on first use).
+        in_chans: input channels (1 for grayscale; timm adapts pretrained stems).
+        output_stride: timm's dilation option (8, 16 or 32) so small images keep spatial maps.
+        freeze_layers: SCOUTER's ``freeze_layers k``: freeze the stem and the first ``k``
+            stages (ResNet: k=2 freezes conv1, bn1, layer1, layer2; k=0 freezes nothing).
+    """
+
+    def __init__(
+        self,
+        name: str = "resnet18",
+        *,
+        pretrained: bool = False,
+        in_chans: int = 3,
+        output_stride: int | None = None,
+        freeze_layers: int = 0,
+    ) -> None:
+        super().__init__()
+        kwargs: dict = {"in_chans": in_chans}
+        if output_stride is not None:
+            kwargs["output_stride"] = output_stride
+        if name not in timm.list_models() and not timm.is_model(name):
+            raise ValueError(
+                f"unknown timm backbone {name!r}; see timm.list_models() for the names "
+                "(e.g. resnet18, resnet50, resnest26d, convnext_tiny, test_resnet)"
+            )
+        try:
+            self.body = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
+        except TypeError as err:  # e.g. output_stride on a model without dilation support
+            raise ValueError(f"timm backbone {name!r} rejected options {kwargs}: {err}") from err
+        self.name = name
+        self.num_features: int = self.body.num_features
+        self.num_prefix_tokens: int = getattr(self.body, "num_prefix_tokens", 0)
+        self.stage_names = _stage_names(self.body)
+        self.freeze(freeze_layers)
+
+    @property
+    def data_config(self) -> dict:
+        """Preprocessing of the pretrained weights (mean, std, input size) as timm resolves it."""
+        return timm.data.resolve_data_config({}, model=self.body)
+
+    def freeze(self, freeze_layers: int) -> None:
+        """Freeze the stem and the first ``freeze_layers`` stages (SCOUTER's meaning).
+
+        Every parameter registered up to and including the last module of stage ``k`` stops
+        requiring gradients; later stages (and anything after them) stay trainable.
+        """
+        n = len(self.stage_names)
+        if not 0 <= freeze_layers <= n:
+            raise ValueError(
+                f"freeze_layers must be between 0 and {n} for backbone {self.name!r} "
+                f"(its stages: {', '.join(self.stage_names)}), got {freeze_layers}"
+            )
+        if freeze_layers == 0:
+            return
+        params = list(self.body.named_parameters())
+        if freeze_layers == n:
+            last = len(params) - 1
+        else:
+            prefix = self.stage_names[freeze_layers - 1] + "."
+            last = max(i for i, (pname, _) in enumerate(params) if pname.startswith(prefix))
+        for _, p in params[: last + 1]:
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.body.forward_features(x)
+        if feats.ndim == 3:  # tokens B×N×D → B×D×h×w
+            tokens = feats[:, self.num_prefix_tokens :]
+            side = int(round(tokens.shape[1] ** 0.5))
+            if side * side != tokens.shape[1]:
+                raise ValueError(f"backbone {self.name!r} returned {tokens.shape[1]} tokens, not a square grid")
+            return tokens.transpose(1, 2).reshape(x.shape[0], -1, side, side)
+        if feats.shape[1] != self.num_features and feats.shape[-1] == self.num_features:  # NHWC
+            feats = feats.permute(0, 3, 1, 2)
+        return feats
+
+
+def _stage_names(body: nn.Module) -> list[str]:
+    """Module names of the backbone's stages, from timm's ``feature_info``, stem tap dropped."""
+    info = getattr(body, "feature_info", None)
+    if not info:
+        return []
+    entries = info if isinstance(info, list) else info.get_dicts()
+    return [e["module"] for e in entries if e.get("reduction", 0) > STEM_MAX_REDUCTION]

@@ -1,0 +1,41 @@
+"""Common base of seethrough models: a backbone, a head, a config that rebuilds them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+from .output import ModelOutput
+
+
+class SeeThroughModel(nn.Module):
+    """Backbone + head. Subclasses set ``self.head`` and implement :meth:`head_forward`.
+
+    ``self.config`` holds exactly the keyword arguments of :func:`seethrough.create_model`
+    that rebuild this architecture, so ``save_pretrained`` / ``from_pretrained`` round-trip.
+    """
+
+    def __init__(self, config: dict, backbone: Backbone) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.backbone = backbone
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config["num_classes"])
+
+    def head_forward(self, features: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> ModelOutput:
+        if images.ndim != 4:
+            raise ValueError(f"expected images of shape B×C×H×W, got {tuple(images.shape)}")
+        return self.head_forward(self.backbone(images))
+
+    def save_pretrained(self, directory: str | Path, **card) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card."""
+        from .hub import save_pretrained
+
+        return save_pretrained(self, directory, **card)
