@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .backbone import Backbone
 from .output import ModelOutput
@@ -28,6 +29,15 @@ class SeeThroughModel(nn.Module):
 
     def head_forward(self, features: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def compute_loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training loss terms; ``"loss"`` is what is optimized, every term is logged.
+
+        Default: cross-entropy on the logits. Heads with extra terms (SCOUTER's area loss,
+        prototype costs) override this.
+        """
+        ce = F.cross_entropy(output.logits.float(), labels)
+        return {"loss": ce, "ce": ce}
 
     def forward(self, images: torch.Tensor) -> ModelOutput:
         if images.ndim != 4:

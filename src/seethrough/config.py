@@ -1,0 +1,165 @@
+"""Typed run configuration: defaults < preset < YAML file < command-line flags."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: SCOUTER's official optimizer settings (train.py): AdamW 1e-4, StepLR(70, 0.1); the
+#: official code ignores its --weight_decay flag, so the effective decay is AdamW's 0.01.
+SCOUTER_LR, SCOUTER_STEP, SCOUTER_GAMMA, ADAMW_DEFAULT_DECAY = 1e-4, 70, 0.1, 0.01
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("step", "multistep", "cosine", "none")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; written into checkpoints and ``config.yaml``."""
+
+    # data
+    data: str = "synthetic"
+    val_data: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    img_size: int = 224
+    augment: str = "none"
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    workers: int = 2
+    on_bad_image: str = "error"
+    # model
+    model: str = "fc"
+    backbone: str = "resnet18"
+    pretrained: bool = False
+    num_classes: int | None = None
+    in_chans: int = 3
+    freeze_layers: int = 0
+    output_stride: int | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # optimization
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = SCOUTER_LR
+    weight_decay: float = ADAMW_DEFAULT_DECAY
+    momentum: float = 0.9
+    scheduler: str = "step"
+    step_size: int = SCOUTER_STEP
+    gamma: float = SCOUTER_GAMMA
+    milestones: list[int] = field(default_factory=list)
+    warmup_epochs: int = 0
+    clip_grad: float | None = None
+    drop_last: bool = True
+    seed: int = 0
+    # hardware
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    # run
+    out: str = "runs/default"
+    resume: bool = False
+    checkpoint_every: int = 0
+    max_batches: int | None = None
+    log_every: int = 10
+    progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``ValueError`` naming the flag and the fix for any impossible value."""
+        checks = [
+            (self.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}"),
+            (self.scheduler in SCHEDULERS, "--scheduler", f"one of {', '.join(SCHEDULERS)}"),
+            (self.precision in PRECISIONS, "--precision", f"one of {', '.join(PRECISIONS)}"),
+            (self.on_bad_image in ("error", "skip"), "--on-bad-image", "'error' or 'skip'"),
+            (self.epochs >= 1, "--epochs", "at least 1"),
+            (self.batch_size >= 1, "--batch-size", "at least 1"),
+            (self.lr > 0, "--lr", "positive"),
+            (self.weight_decay >= 0, "--weight-decay", "zero or positive"),
+            (self.img_size >= 8, "--img-size", "at least 8 pixels"),
+            (self.in_chans in (1, 3), "--in-chans", "1 (grayscale) or 3 (RGB)"),
+            (self.workers >= 0, "--workers", "zero or positive"),
+            (self.clip_grad is None or self.clip_grad > 0, "--clip-grad", "positive (or omitted)"),
+            (self.num_classes is None or self.num_classes >= 1, "--num-classes", "a positive integer"),
+            (self.checkpoint_every >= 0, "--checkpoint-every", "zero (epoch ends only) or a step count"),
+            (self.max_batches is None or self.max_batches >= 1, "--max-batches", "a positive integer"),
+            (self.warmup_epochs >= 0, "--warmup-epochs", "zero or positive"),
+        ]
+        for ok, flag, what in checks:
+            if not ok:
+                name = flag.lstrip("-").replace("-", "_")
+                raise ValueError(f"{flag} must be {what}, got {getattr(self, name)!r}")
+        if self.scheduler == "multistep" and not self.milestones:
+            raise ValueError("--scheduler multistep needs --milestones (e.g. 30,60,90)")
+        return self
+
+    # -- serialization -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown keys {unknown}; valid keys are {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with an error naming the file when it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
+    return values
+
+
+def list_presets() -> list[str]:
+    """Names accepted by ``--preset`` (YAML files shipped in ``seethrough/presets``)."""
+    folder = resources.files("seethrough") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The config values of a shipped preset (see ``seethrough presets``)."""
+    if name not in list_presets():
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(list_presets())}")
+    text = (resources.files("seethrough") / "presets" / f"{name}.yaml").read_text()
+    values = yaml.safe_load(text) or {}
+    values.pop("description", None)
+    return values
+
+
+def preset_description(name: str) -> str:
+    text = (resources.files("seethrough") / "presets" / f"{name}.yaml").read_text()
+    return str((yaml.safe_load(text) or {}).get("description", ""))
+
+
+def resolve_config(
+    *, preset: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Merge defaults < preset < YAML file < overrides (flags; ``None`` means "not given")."""
+    values: dict[str, Any] = {}
+    if preset:
+        values.update(load_preset(preset))
+    if config_file:
+        values.update(load_yaml(config_file))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    source = str(config_file or (f"preset {preset}" if preset else "flags"))
+    return TrainConfig.from_dict(values, source=source).validate()

@@ -1,0 +1,88 @@
+"""ImageFolder layout: one sub-folder per class, one folder per split.
+
+::
+
+    root/
+      train/<class>/<any/depth>/<image>.jpg
+      val/<class>/...          (or test/<class>/... when there is no val/)
+
+Classes are the sorted names of the ``train/`` sub-folders (label = position), for both
+splits; a ``val/`` class folder that ``train/`` lacks is an error. Images are files with
+the extensions in :data:`~seethrough.data._files.IMAGE_EXTENSIONS` (any case), found
+recursively, in torchvision ``ImageFolder`` order; hidden files and folders are ignored.
+``sample_id`` is the path relative to ``root`` (``/``-separated). No boxes or masks.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ._files import check_split, empty_split_error, list_image_files, list_subfolders, no_boxes, require_dir
+from .base import ImageDataset, OnBadImage, RawSample
+from .io import open_image
+
+TRAIN_FOLDER = "train"
+#: Folders tried, in order, for the "val" split.
+VAL_FOLDERS = ("val", "test")
+LAYOUT_HINT = "Expected root/train/<class>/*.jpg and root/val/<class>/*.jpg (or root/test/...)."
+
+
+class FolderDataset(ImageDataset):
+    """Images sorted into class folders (see the module docstring for the layout)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        split: str,
+        transform: Callable[[RawSample], dict] | None = None,
+        mode: str = "RGB",
+        on_bad_image: OnBadImage = "error",
+    ) -> None:
+        super().__init__(transform=transform, mode=mode, on_bad_image=on_bad_image)
+        self.root = Path(root)
+        train_dir = require_dir(self.root / TRAIN_FOLDER, LAYOUT_HINT)
+        self.classes = list_subfolders(train_dir)
+        if not self.classes:
+            raise ValueError(f"{train_dir}: no class folders. {LAYOUT_HINT}")
+        split_dir = train_dir if check_split(split) == "train" else self._val_dir()
+        folders = list_subfolders(split_dir)
+        unknown = sorted(set(folders) - set(self.classes))
+        if unknown:
+            raise ValueError(
+                f"{split_dir}: class folders {unknown} do not exist in {train_dir}; the class "
+                "list comes from the train split, so rename or remove them"
+            )
+        paths: list[Path] = []
+        labels: list[int] = []
+        for name in folders:
+            found = list_image_files(split_dir / name, recursive=True)
+            paths += found
+            labels += [self.classes.index(name)] * len(found)
+        if not paths:
+            raise empty_split_error(split_dir, split, LAYOUT_HINT)
+        self.paths = paths
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.check_labels(self.labels, str(split_dir))
+
+    def _val_dir(self) -> Path:
+        for name in VAL_FOLDERS:
+            if (self.root / name).is_dir():
+                return self.root / name
+        raise FileNotFoundError(
+            f"{self.root}: neither {' nor '.join(f'{n}/' for n in VAL_FOLDERS)} exists. {LAYOUT_HINT}"
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> RawSample:
+        path = self.paths[index]
+        return RawSample(
+            image=open_image(path, self.mode),
+            label=int(self.labels[index]),
+            sample_id=path.relative_to(self.root).as_posix(),
+            boxes=no_boxes(),
+        )

@@ -1,0 +1,78 @@
+"""Datasets and loaders of a run: transforms, normalization, deterministic sharded order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+from torch.utils.data import DataLoader
+
+from ..config import TrainConfig
+from ..data import ImageDataset, build_dataset, build_transform, collate
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .sampling import EpochSampler, SeededDataset
+
+
+@dataclass
+class RunData:
+    train: ImageDataset
+    val: ImageDataset
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+
+def normalization(cfg: TrainConfig, dataset: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """mean/std: explicit flags > the data's own (MNIST) > the pretrained backbone's > ImageNet."""
+    if cfg.mean is not None and cfg.std is not None:
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+    elif dataset.normalization is not None:
+        mean, std = dataset.normalization
+    else:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if cfg.pretrained:
+            pretrained_cfg = timm.models.get_pretrained_cfg(cfg.backbone.split(".")[0])
+            if pretrained_cfg is not None:
+                mean, std = tuple(pretrained_cfg.mean), tuple(pretrained_cfg.std)
+    if cfg.in_chans == 1 and len(mean) == 3:
+        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    if len(mean) == 1 and cfg.in_chans == 3:
+        mean, std = tuple(mean) * 3, tuple(std) * 3
+    return tuple(mean), tuple(std)
+
+
+def build_run_data(cfg: TrainConfig) -> RunData:
+    """Train and val datasets with their transforms; checks the class count against ``cfg``."""
+    mode = "L" if cfg.in_chans == 1 else "RGB"
+    common = dict(mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
+    train = build_dataset(cfg.data, "train", **common)
+    val = build_dataset(cfg.val_data or cfg.data, "val", **common)
+    mean, std = normalization(cfg, train)
+    train.transform = build_transform(cfg.img_size, train=True, mean=mean, std=std, augment=cfg.augment)
+    val.transform = build_transform(cfg.img_size, train=False, mean=mean, std=std)
+    if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
+        raise ValueError(
+            f"--num-classes {cfg.num_classes} does not match --data {cfg.data}, which has "
+            f"{train.num_classes} classes; drop --num-classes (it is read from the data) or "
+            "select classes with the dataset's num_classes option"
+        )
+    if val.num_classes != train.num_classes:
+        raise ValueError(
+            f"validation data has {val.num_classes} classes but training data has {train.num_classes}"
+        )
+    return RunData(train, val, mean, std)
+
+
+def make_loader(dataset: ImageDataset, cfg: TrainConfig, *, train: bool, rank: int, world_size: int,
+                pin_memory: bool = False) -> DataLoader:
+    """A loader over ``(epoch, index)`` keys: per-epoch permutation, per-sample augmentation seed."""
+    sampler = EpochSampler(len(dataset), shuffle=train, seed=cfg.seed, rank=rank, world_size=world_size,
+                           drop_last=train and cfg.drop_last)
+    return DataLoader(
+        SeededDataset(dataset, cfg.seed), batch_size=cfg.batch_size, sampler=sampler,
+        collate_fn=collate, num_workers=cfg.workers, drop_last=train and cfg.drop_last,
+        persistent_workers=cfg.workers > 0, pin_memory=pin_memory,
+    )
+

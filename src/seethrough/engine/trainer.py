@@ -1,0 +1,286 @@
+"""The training loop on Lightning Fabric: one engine for CPU, one GPU, DDP and multi-node.
+
+Checkpoints (``last.ckpt``: model, optimizer, scheduler, grad scaler, position in the epoch,
+RNG states, running sums, config) are written atomically at every epoch end, every
+``checkpoint_every`` steps, and when the loop crashes; ``resume=True`` continues exactly
+where it stopped. The best model is kept as safetensors in ``out/best``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric import Fabric
+
+from ..config import TrainConfig
+from ..models import create_model
+from .accuracy import TOPK, topk_correct
+from .checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .data import build_run_data, make_loader
+from .evaluate import evaluate_accuracy
+from .logger import RunLogger
+from .optim import build_optimizer, build_scheduler
+from .progress import EpochProgress
+
+SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
+#: Config keys that fix the architecture or data; a resumed run must not change them.
+RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "data", "data_options", "model_options",
+               "img_size", "batch_size", "seed")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class RunState:
+    """Where the run is: everything besides module/optimizer state needed to continue exactly."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    global_step: int = 0
+    best_acc1: float = -1.0
+    best_epoch: int = -1
+    skipped: int = 0
+    train_seconds: float = 0.0
+    train_images: int = 0
+    epoch_sums: list[float] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``; returns (and writes) the run summary."""
+    cfg.validate()
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+                    strategy=cfg.strategy, precision=cfg.precision)
+    fabric.launch()
+    return Trainer(cfg, fabric).fit()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, fabric: Fabric) -> None:
+        self.cfg, self.fabric = cfg, fabric
+        self.out = Path(cfg.out)
+        self.is_main = fabric.global_rank == 0
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        fabric.barrier()
+        resume_state = self._resume_state()
+        fabric.seed_everything(cfg.seed, verbose=False)
+        self.data = build_run_data(cfg)
+        model = create_model(cfg.model, num_classes=self.data.num_classes, backbone=cfg.backbone,
+                             pretrained=cfg.pretrained, in_chans=cfg.in_chans,
+                             freeze_layers=cfg.freeze_layers, output_stride=cfg.output_stride,
+                             **cfg.model_options)
+        optimizer = build_optimizer(model, cfg)
+        self.scheduler = build_scheduler(optimizer, cfg)
+        self.model, self.optimizer = fabric.setup(model, optimizer)
+        pin = fabric.device.type == "cuda"
+        rank, world = fabric.global_rank, fabric.world_size
+        self.train_loader = fabric.setup_dataloaders(
+            make_loader(self.data.train, cfg, train=True, rank=rank, world_size=world, pin_memory=pin),
+            use_distributed_sampler=False)
+        self.val_loader = fabric.setup_dataloaders(
+            make_loader(self.data.val, cfg, train=False, rank=rank, world_size=world, pin_memory=pin),
+            use_distributed_sampler=False)
+        self.state = RunState()
+        self._sums: torch.Tensor | None = None  # running sums of the epoch in progress
+        if resume_state is not None:
+            self._load(resume_state)
+        self.logger = RunLogger(self.out, enabled=self.is_main)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _resume_state(self) -> dict | None:
+        path = self.out / LAST_NAME
+        if not self.cfg.resume:
+            if self.is_main and path.exists():
+                self.fabric.print(f"note: {path} exists and will be overwritten; pass --resume to continue it")
+            return None
+        if not path.exists():
+            self.fabric.print(f"--resume: no {path} yet, starting a fresh run")
+            return None
+        ckpt = load_checkpoint(path)
+        saved, now = ckpt["config"], self.cfg.to_dict()
+        changed = [k for k in RESUME_KEYS if saved.get(k) != now.get(k)]
+        if changed:
+            diffs = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in changed)
+            raise ValueError(f"--resume {path}: the run was started with different settings ({diffs}); "
+                             "use the original settings or another --out")
+        return ckpt
+
+    def _load(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        scaler = getattr(self.fabric.strategy.precision, "scaler", None)
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        self.state = RunState(**ckpt["state"])
+        restore_rng(ckpt["rng"])
+        self.fabric.print(f"resumed {self.out / LAST_NAME}: epoch {self.state.epoch}, "
+                          f"batch {self.state.batch_in_epoch}, step {self.state.global_step}")
+
+    def save_last(self, *, barrier: bool = True) -> None:
+        """Write ``last.ckpt`` (rank 0); ``barrier=False`` when other ranks may be gone (crash)."""
+        if self._sums is not None and self.state.batch_in_epoch > 0:
+            self.state.epoch_sums = self._sums.tolist()
+        if self.is_main:
+            scaler = getattr(self.fabric.strategy.precision, "scaler", None)
+            save_checkpoint({
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "state": self.state.__dict__,
+                "rng": capture_rng(),
+                "config": self.cfg.to_dict(),
+            }, self.out / LAST_NAME)
+        if barrier:
+            self.fabric.barrier()
+
+    # -- loop ------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        if self.is_main:
+            self.cfg.save(self.out / CONFIG_NAME)
+        started = time.time()
+        try:
+            while self.state.epoch < self.cfg.epochs:
+                train_stats = self.train_epoch()
+                self.end_epoch(train_stats)
+        except NonFiniteLossError:
+            raise
+        except BaseException:
+            if self.state.epoch < self.cfg.epochs:
+                self.fabric.print(f"training interrupted; saving a resumable checkpoint to {self.out / LAST_NAME}")
+                self.save_last(barrier=False)
+            raise
+        finally:
+            self.logger.close()
+        return self.write_summary(time.time() - started)
+
+    def train_epoch(self) -> dict[str, float]:
+        cfg, fabric, state = self.cfg, self.fabric, self.state
+        self.train_loader.sampler.start_epoch(state.epoch, skip=state.batch_in_epoch * cfg.batch_size)
+        total = len(self.train_loader) + state.batch_in_epoch
+        if cfg.max_batches:
+            total = min(total, cfg.max_batches)
+        # running sums: samples, loss·n, skipped, top-k correct — kept in the checkpoint
+        sums = torch.tensor(state.epoch_sums or [0.0] * (3 + len(TOPK)), dtype=torch.float64, device=fabric.device)
+        self._sums = sums
+        self.model.train()
+        progress = EpochProgress(f"epoch {state.epoch + 1}/{cfg.epochs}", total, start=state.batch_in_epoch,
+                                 enabled=self.is_main and cfg.progress)
+        tick = time.time()
+        with progress:
+            for batch in self.train_loader:
+                if state.batch_in_epoch >= total:
+                    break
+                terms = self.train_step(batch)
+                sums[2] += batch["skipped"]
+                if terms is not None:
+                    n = batch["label"].numel()
+                    sums[0] += n
+                    sums[1] += terms["loss"].detach().double() * n
+                    for i, count in enumerate(terms["correct"]):
+                        sums[3 + i] += count
+                state.batch_in_epoch += 1
+                state.global_step += 1
+                if state.global_step % cfg.log_every == 0 or state.batch_in_epoch == total:
+                    elapsed = state.train_seconds + time.time() - tick
+                    seen = sums[0].item()
+                    progress.update(state.batch_in_epoch, loss=sums[1].item() / max(seen, 1),
+                                    acc=sums[3].item() / max(seen, 1),
+                                    ips=(state.train_images + seen * fabric.world_size) / max(elapsed, 1e-9))
+                    if terms is not None:
+                        self.logger.log("train_step", state.global_step, epoch=state.epoch,
+                                        lr=self.optimizer.param_groups[0]["lr"],
+                                        **{k: v.item() for k, v in terms.items() if k != "correct"})
+                if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:
+                    self.save_last()
+        seconds = time.time() - tick
+        self._sums = None
+        sums = fabric.all_reduce(sums, reduce_op="sum") if fabric.world_size > 1 else sums
+        n = max(sums[0].item(), 1.0)
+        state.train_seconds += seconds
+        state.train_images += int(sums[0].item())
+        state.skipped += int(sums[2].item())
+        stats = {"loss": sums[1].item() / n, "samples": int(sums[0].item()), "skipped": int(sums[2].item()),
+                 "seconds": seconds, "images_per_s": sums[0].item() / max(seconds, 1e-9)}
+        stats.update({f"acc{k}": sums[3 + i].item() / n for i, k in enumerate(TOPK)})
+        return stats
+
+    def train_step(self, batch: dict) -> dict | None:
+        """One optimization step; returns the loss terms and top-k hit counts, None for an empty batch."""
+        if "image" not in batch:  # every sample of the batch was a skipped bad image
+            return None
+        out = self.model(batch["image"])
+        terms = self.model.compute_loss(out, batch["label"])
+        self.check_finite(terms["loss"])
+        self.optimizer.zero_grad(set_to_none=True)
+        self.fabric.backward(terms["loss"])
+        if self.cfg.clip_grad:
+            self.fabric.clip_gradients(self.model, self.optimizer, max_norm=self.cfg.clip_grad)
+        self.optimizer.step()
+        terms = {k: v.detach() for k, v in terms.items()}
+        terms["correct"] = list(topk_correct(out.logits.detach(), batch["label"]).values())
+        return terms
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        bad = (~torch.isfinite(loss.detach())).float()
+        if self.fabric.world_size > 1:
+            bad = self.fabric.all_reduce(bad, reduce_op="sum")
+        if bad.item() > 0:
+            last = self.out / LAST_NAME
+            kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at epoch {self.state.epoch + 1}, step "
+                f"{self.state.global_step + 1}; {kept} (resume with --resume). Try a lower --lr, "
+                "--clip-grad 1.0, or --precision 32-true."
+            )
+
+    def end_epoch(self, train_stats: dict[str, float]) -> None:
+        cfg, state = self.cfg, self.state
+        self.scheduler.step()
+        val = evaluate_accuracy(self.model, self.val_loader, self.fabric)
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        state.epoch_sums = []
+        record = {"epoch": state.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+                  **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val.items()}}
+        state.history.append(record)
+        improved = val["acc1"] > state.best_acc1
+        if improved:
+            state.best_acc1, state.best_epoch = val["acc1"], state.epoch
+            if self.is_main:
+                self.model.module.save_pretrained(self.out / BEST_DIR, dataset=cfg.data, epoch=state.epoch,
+                                                  val_acc1=val["acc1"], val_acc5=val["acc5"],
+                                                  classes=self.data.train.classes, mean=list(self.data.mean),
+                                                  std=list(self.data.std), img_size=cfg.img_size)
+        self.logger.log("epoch", state.global_step, **record)
+        self.fabric.print(
+            f"epoch {state.epoch}/{cfg.epochs}  train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "
+            f"| val loss {val['loss']:.4f} acc1 {val['acc1']:.3f} acc5 {val['acc5']:.3f}  "
+            f"| {train_stats['images_per_s']:.1f} img/s" + ("  (best)" if improved else "")
+            + (f"  | skipped {train_stats['skipped']} bad images" if train_stats["skipped"] else ""))
+        self.save_last()
+
+    def write_summary(self, wall_seconds: float) -> dict[str, Any]:
+        state = self.state
+        last = state.history[-1] if state.history else {}
+        summary = {
+            "val_acc1": last.get("val_acc1"), "val_acc5": last.get("val_acc5"), "val_loss": last.get("val_loss"),
+            "train_loss": last.get("train_loss"), "best_val_acc1": state.best_acc1, "best_epoch": state.best_epoch,
+            "epochs": state.epoch, "steps": state.global_step,
+            "images_per_s": state.train_images / max(state.train_seconds, 1e-9),
+            "skipped_images": state.skipped, "world_size": self.fabric.world_size,
+            "num_classes": self.data.num_classes, "wall_seconds": wall_seconds,
+            "best_model": str(self.out / BEST_DIR), "checkpoint": str(self.out / LAST_NAME),
+            "config": self.cfg.to_dict(),
+        }
+        if self.is_main:
+            (self.out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+        return summary

@@ -1,0 +1,65 @@
+"""Class policies: ground truth, predicted, least likely, explicit, and their errors."""
+import pytest
+import torch
+
+from seethrough.explain import POLICIES, select_classes
+
+LOGITS = torch.tensor([[0.1, 3.0, -2.0, 1.0], [5.0, -1.0, 0.0, 2.0]])
+
+
+def test_gt_returns_labels_as_column():
+    classes = select_classes(LOGITS, "gt", labels=[2, 0], k=3)
+    assert classes.dtype == torch.long
+    assert classes.tolist() == [[2], [0]]
+
+
+def test_gt_without_labels_is_a_clear_error():
+    with pytest.raises(ValueError, match="labels"):
+        select_classes(LOGITS, "gt")
+
+
+def test_gt_label_out_of_range_names_it():
+    with pytest.raises(ValueError, match="label 7 .*4 classes"):
+        select_classes(LOGITS, "gt", labels=[7, 0])
+
+
+def test_pred_is_top_k_descending():
+    assert select_classes(LOGITS, "pred", k=2).tolist() == [[1, 3], [0, 3]]
+    assert select_classes(LOGITS, "pred").tolist() == [[1], [0]]
+
+
+def test_topk_is_an_alias_of_pred():
+    assert torch.equal(select_classes(LOGITS, "topk", k=3), select_classes(LOGITS, "pred", k=3))
+
+
+def test_least_is_bottom_k_ascending():
+    assert select_classes(LOGITS, "least", k=2).tolist() == [[2, 0], [1, 2]]
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_k_out_of_range(k):
+    with pytest.raises(ValueError, match="k must be between 1 and the class count 4"):
+        select_classes(LOGITS, "pred", k=k)
+
+
+def test_explicit_applies_to_every_image_in_order():
+    assert select_classes(LOGITS, "explicit", indices=[3, 0]).tolist() == [[3, 0], [3, 0]]
+
+
+@pytest.mark.parametrize("bad", [4, -1])
+def test_explicit_index_out_of_range_names_index_and_count(bad):
+    with pytest.raises(ValueError, match=f"class index {bad} .*4 classes"):
+        select_classes(LOGITS, "explicit", indices=[0, bad])
+
+
+def test_explicit_needs_distinct_indices():
+    with pytest.raises(ValueError, match="distinct"):
+        select_classes(LOGITS, "explicit", indices=[1, 1])
+    with pytest.raises(ValueError, match="indices"):
+        select_classes(LOGITS, "explicit")
+
+
+def test_unknown_policy_lists_valid_ones():
+    with pytest.raises(ValueError) as err:
+        select_classes(LOGITS, "best")
+    assert all(policy in str(err.value) for policy in POLICIES)
