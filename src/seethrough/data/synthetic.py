@@ -181,22 +181,22 @@ class Difficulty:
 
 DIFFICULTIES: dict[str, Difficulty] = {
     "easy": Difficulty(
-        part_radius=0.17, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 3),
+        part_radius=0.16, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
         num_decoy_pairs=0, num_strokes=(0, 0), part_alpha=(1.0, 1.0), background_saturation=0.3,
         stroke_saturation=0.0, background_noise=4.0, image_noise=0.0, pair_gap=(0.0, 0.0),
-        clearance=0.4,
+        clearance=0.25,
     ),
     "medium": Difficulty(
-        part_radius=0.12, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
+        part_radius=0.105, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
         num_decoy_pairs=1, num_strokes=(1, 3), part_alpha=(1.0, 1.0), background_saturation=0.4,
         stroke_saturation=0.5, background_noise=6.0, image_noise=0.0, pair_gap=(0.1, 0.3),
-        clearance=0.8,
+        clearance=0.7,
     ),
     "hard": Difficulty(
-        part_radius=0.1, scale_jitter=(0.8, 1.2), rotation_jitter=25.0, num_distractors=(2, 3),
+        part_radius=0.095, scale_jitter=(0.85, 1.15), rotation_jitter=25.0, num_distractors=(2, 4),
         num_decoy_pairs=1, num_strokes=(3, 6), part_alpha=(0.55, 0.8), background_saturation=0.6,
         stroke_saturation=1.0, background_noise=10.0, image_noise=6.0, pair_gap=(0.1, 0.3),
-        clearance=0.7,
+        clearance=0.6,
     ),
 }
 

@@ -124,6 +124,11 @@ class Trainer:
         self.fabric.print(f"resumed {self.out / LAST_NAME}: epoch {self.state.epoch}, "
                           f"batch {self.state.batch_in_epoch}, step {self.state.global_step}")
 
+    def data_info(self) -> dict[str, Any]:
+        """What inference needs besides weights: class names, normalization, input size."""
+        return {"classes": list(self.data.train.classes), "mean": list(self.data.mean),
+                "std": list(self.data.std), "img_size": self.cfg.img_size}
+
     def save_last(self, *, barrier: bool = True) -> None:
         """Write ``last.ckpt`` (rank 0); ``barrier=False`` when other ranks may be gone (crash)."""
         if self._sums is not None and self.state.batch_in_epoch > 0:
@@ -138,6 +143,7 @@ class Trainer:
                 "state": self.state.__dict__,
                 "rng": capture_rng(),
                 "config": self.cfg.to_dict(),
+                "data": self.data_info(),
             }, self.out / LAST_NAME)
         if barrier:
             self.fabric.barrier()
@@ -257,9 +263,7 @@ class Trainer:
             state.best_acc1, state.best_epoch = val["acc1"], state.epoch
             if self.is_main:
                 self.model.module.save_pretrained(self.out / BEST_DIR, dataset=cfg.data, epoch=state.epoch,
-                                                  val_acc1=val["acc1"], val_acc5=val["acc5"],
-                                                  classes=self.data.train.classes, mean=list(self.data.mean),
-                                                  std=list(self.data.std), img_size=cfg.img_size)
+                                                  val_acc1=val["acc1"], val_acc5=val["acc5"], **self.data_info())
         self.logger.log("epoch", state.global_step, **record)
         self.fabric.print(
             f"epoch {state.epoch}/{cfg.epochs}  train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "

@@ -1,0 +1,215 @@
+"""The ``seethrough`` command: train, eval, explain, demo, data, presets."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Image classifiers that show their evidence: train, explain, evaluate.")
+data_app = typer.Typer(no_args_is_help=True, help="Dataset utilities.")
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(code=2)
+
+
+def _parse_set(pairs: list[str] | None, flag: str) -> dict:
+    """``["k=v", ...]`` → ``{k: yaml(v)}`` (so numbers, booleans and lists get their types)."""
+    values = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return values
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of config keys."),
+    preset: Optional[str] = typer.Option(None, help="A shipped preset (see `seethrough presets`)."),
+    data: Optional[str] = typer.Option(None, help="KIND:PATH, e.g. cub:/data/CUB_200_2011, mnist:DIR, synthetic."),
+    val_data: Optional[str] = typer.Option(None, help="Validation data if not the val split of --data."),
+    data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE (repeatable), e.g. num_classes=25."),
+    model: Optional[str] = typer.Option(None, help="Model name (see `seethrough models`)."),
+    backbone: Optional[str] = typer.Option(None, help="Any timm model name."),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="timm pretrained weights."),
+    num_classes: Optional[int] = typer.Option(None, help="Checked against the data (read from it if omitted)."),
+    in_chans: Optional[int] = typer.Option(None, help="1 for grayscale input, 3 for RGB."),
+    freeze_layers: Optional[int] = typer.Option(None, help="Freeze the stem and the first K stages (SCOUTER)."),
+    output_stride: Optional[int] = typer.Option(None, help="Backbone output stride (8/16/32) for larger maps."),
+    model_opt: Optional[List[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
+    img_size: Optional[int] = typer.Option(None, help="Square input size in pixels."),
+    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter."),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None, help="Per-process batch size."),
+    optimizer: Optional[str] = typer.Option(None, help="adamw | sgd."),
+    lr: Optional[float] = typer.Option(None),
+    weight_decay: Optional[float] = typer.Option(None),
+    scheduler: Optional[str] = typer.Option(None, help="step | multistep | cosine | none."),
+    step_size: Optional[int] = typer.Option(None, help="StepLR period in epochs."),
+    gamma: Optional[float] = typer.Option(None, help="LR decay factor of step schedules."),
+    warmup_epochs: Optional[int] = typer.Option(None),
+    clip_grad: Optional[float] = typer.Option(None, help="Max gradient norm."),
+    seed: Optional[int] = typer.Option(None),
+    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes."),
+    on_bad_image: Optional[str] = typer.Option(None, help="error | skip (skip logs and counts each file)."),
+    accelerator: Optional[str] = typer.Option(None, help="auto | cpu | cuda | mps."),
+    devices: Optional[str] = typer.Option(None, help="Devices per node (int or 'auto')."),
+    num_nodes: Optional[int] = typer.Option(None),
+    strategy: Optional[str] = typer.Option(None, help="auto | ddp | ... (Fabric strategies)."),
+    precision: Optional[str] = typer.Option(None, help="32-true | 16-mixed | bf16-mixed."),
+    out: Optional[str] = typer.Option(None, help="Run directory (checkpoints, logs, summary.json)."),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Continue OUT/last.ckpt exactly."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Also checkpoint every N steps (0: epoch ends only)."),
+    max_batches: Optional[int] = typer.Option(None, help="Stop each epoch after N batches (smoke runs)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Any config key KEY=VALUE (repeatable)."),
+) -> None:
+    """Train a model. Values: defaults < --preset < --config < flags."""
+    from .config import resolve_config
+    from .engine import train as run_training
+
+    flags = {k: v for k, v in locals().items() if k not in {"config", "preset", "data_opt", "model_opt", "set_"}}
+    try:
+        if flags["devices"] is not None and flags["devices"].isdigit():
+            flags["devices"] = int(flags["devices"])
+        flags["data_options"] = _parse_set(data_opt, "--data-opt") or None
+        flags["model_options"] = _parse_set(model_opt, "--model-opt") or None
+        flags.update(_parse_set(set_, "--set"))
+        cfg = resolve_config(preset=preset, config_file=config, overrides=flags)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    try:
+        summary = run_training(cfg)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    console.print(f"summary: {Path(cfg.out) / 'summary.json'}  (val acc1 {summary['val_acc1']:.4f})")
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: str = typer.Argument(..., help="Run dir, model dir, last.ckpt or Hub id."),
+    data: str = typer.Option(..., help="KIND:PATH of the data to score."),
+    split: str = typer.Option("val", help="train | val."),
+    data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
+    batch_size: int = typer.Option(64),
+    workers: int = typer.Option(2),
+    accelerator: str = typer.Option("auto"),
+    on_bad_image: str = typer.Option("error"),
+    out: Optional[Path] = typer.Option(None, help="Write the result as JSON here."),
+) -> None:
+    """Accuracy (top-1, top-5, loss) of a trained model on a dataset split."""
+    from .evaluation import evaluate_checkpoint
+
+    try:
+        result = evaluate_checkpoint(checkpoint, data, split=split, data_options=_parse_set(data_opt, "--data-opt"),
+                                     batch_size=batch_size, workers=workers, accelerator=accelerator,
+                                     on_bad_image=on_bad_image)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    console.print_json(json.dumps(result))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+
+
+@app.command()
+def explain(
+    checkpoint: str = typer.Argument(..., help="Run dir, model dir, last.ckpt or Hub id."),
+    images: List[Path] = typer.Argument(..., help="Image files."),
+    out: Path = typer.Option(Path("explanations"), help="Output folder for PNGs and explanations.json."),
+    policy: str = typer.Option("pred", help="gt | pred | least | topk | explicit: which classes to show."),
+    k: int = typer.Option(3, help="How many classes for pred/least/topk."),
+    classes: Optional[str] = typer.Option(None, help="Explicit class indices, e.g. 0,3,7 (policy explicit)."),
+    label: Optional[List[int]] = typer.Option(None, help="Ground-truth label per image (policy gt)."),
+    normalization: str = typer.Option("joint", help="joint (over all classes, official) | per-class."),
+    alpha: float = typer.Option(0.4, help="Overlay opacity."),
+    cmap: str = typer.Option("jet", help="Matplotlib colormap."),
+) -> None:
+    """Overlay each image with the model's own evidence maps for the chosen classes."""
+    from .explain.files import explain_files
+
+    try:
+        indices = [int(c) for c in classes.split(",")] if classes else None
+        if indices is not None and policy == "pred":
+            policy = "explicit"
+        paths = explain_files(checkpoint, images, out, policy=policy, k=k, indices=indices, labels=label,
+                              normalization=normalization, alpha=alpha, cmap=cmap)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    console.print(f"wrote {len(paths)} files to {out}/")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("seethrough-demo"), help="Where pictures and summary.json go."),
+    epochs: Optional[int] = typer.Option(None, help="Override the demo's epoch count."),
+    accelerator: str = typer.Option("auto"),
+) -> None:
+    """Train on the built-in synthetic data, then write explanation pictures and a summary."""
+    from .demo import run_demo
+
+    try:
+        summary = run_demo(out, epochs=epochs, accelerator=accelerator)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    for name, result in summary["models"].items():
+        console.print(f"[bold]{name}[/]: val acc {result['val_acc1']:.3f}, map mass on the evidence "
+                      f"{result['evidence_mass']:.3f} (uniform map: {result['evidence_mass_uniform']:.3f})")
+    console.print(f"pictures in {out}/, numbers in {out / 'summary.json'}")
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped presets (use with `seethrough train --preset NAME`)."""
+    from .config import list_presets, preset_description
+
+    for name in list_presets():
+        console.print(f"[bold]{name}[/]  {preset_description(name)}")
+
+
+@app.command()
+def models() -> None:
+    """List the model names accepted by --model."""
+    from .models import list_models
+
+    for name in list_models():
+        console.print(name)
+
+
+@data_app.command("imagenet-val")
+def imagenet_val(
+    root: Path = typer.Argument(..., help="ImageNet CLS-LOC root (with val/) or the flat val folder."),
+    csv: Optional[Path] = typer.Option(None, help="LOC_val_solution.csv (default: ROOT/LOC_val_solution.csv)."),
+    out: Optional[Path] = typer.Option(None, help="Destination (default: ROOT/val_by_synset)."),
+    method: str = typer.Option("symlink", help="symlink | hardlink | copy (originals are never moved)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be done, change nothing."),
+) -> None:
+    """Regroup flat ImageNet val images into synset folders, without touching the originals."""
+    from .data.imagenet_val import regroup_val
+
+    try:
+        report = regroup_val(root, csv or root / "LOC_val_solution.csv", out or root / "val_by_synset",
+                             method=method, dry_run=dry_run)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    console.print(report["summary"])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

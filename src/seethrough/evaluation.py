@@ -1,0 +1,35 @@
+"""Accuracy of a trained model on a dataset split (``seethrough eval``)."""
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.fabric import Fabric
+
+from .config import TrainConfig
+from .data import build_dataset, build_transform
+from .engine.data import make_loader
+from .engine.evaluate import evaluate_accuracy
+from .models.loading import load_for_inference
+
+
+def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_options: dict | None = None,
+                        batch_size: int = 64, workers: int = 2, accelerator: str = "auto",
+                        on_bad_image: str = "error") -> dict[str, Any]:
+    """Top-1/top-5 accuracy and loss of ``checkpoint`` on ``split`` of ``data``, with the
+    preprocessing (size, mean, std) the model was trained with."""
+    loaded = load_for_inference(checkpoint)
+    dataset = build_dataset(data, split, mode="L" if loaded.in_chans == 1 else "RGB",
+                            on_bad_image=on_bad_image, **(data_options or {}))
+    if dataset.num_classes != len(loaded.classes):
+        raise ValueError(
+            f"{checkpoint} was trained on {len(loaded.classes)} classes but --data {data} has "
+            f"{dataset.num_classes}; evaluate on the same classes (dataset option num_classes)"
+        )
+    dataset.transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
+    fabric = Fabric(accelerator=accelerator, devices=1)
+    cfg = TrainConfig(batch_size=batch_size, workers=workers)
+    loader = fabric.setup_dataloaders(make_loader(dataset, cfg, train=False, rank=0, world_size=1),
+                                      use_distributed_sampler=False)
+    model = fabric.setup(loaded.model)
+    result = evaluate_accuracy(model, loader, fabric)
+    return {"checkpoint": str(checkpoint), "data": data, "split": split, **result}

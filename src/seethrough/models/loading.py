@@ -1,0 +1,75 @@
+"""Load a trained model for inference from any of the places training writes one."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .hub import CONFIG_NAME, from_pretrained, load_state_dict_checked
+from .registry import create_model
+
+#: Input size assumed for a model whose card does not record one (timm's usual default).
+DEFAULT_IMG_SIZE = 224
+#: Where ``seethrough train`` puts the best model inside a run directory.
+RUN_BEST_DIR = "best"
+
+
+@dataclass
+class InferenceModel:
+    """A model in eval mode plus what preprocessing and labelling need."""
+
+    model: nn.Module
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    img_size: int
+
+    @property
+    def in_chans(self) -> int:
+        return len(self.mean)
+
+
+def load_for_inference(source: str | Path) -> InferenceModel:
+    """``source``: a run directory (uses ``best/``), a ``save_pretrained`` directory, a
+    ``last.ckpt`` file, or a Hugging Face Hub id."""
+    path = Path(source)
+    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / RUN_BEST_DIR / CONFIG_NAME).exists():
+        path = path / RUN_BEST_DIR
+    if path.is_file():
+        return _from_training_checkpoint(path)
+    if path.is_dir() and not (path / CONFIG_NAME).exists():
+        raise FileNotFoundError(
+            f"{path} holds no model: expected a run directory (with best/), a directory with "
+            f"{CONFIG_NAME} and model.safetensors, or a last.ckpt file"
+        )
+    model = from_pretrained(str(path) if path.exists() else str(source))
+    card = _card(path) if path.exists() else {}
+    num_classes, in_chans = model.config["num_classes"], model.config.get("in_chans", 3)
+    mean = tuple(card.get("mean") or IMAGENET_MEAN[:in_chans])
+    std = tuple(card.get("std") or IMAGENET_STD[:in_chans])
+    return InferenceModel(
+        model.eval(), list(card.get("classes") or [str(i) for i in range(num_classes)]),
+        mean, std, int(card.get("img_size") or DEFAULT_IMG_SIZE),
+    )
+
+
+def _card(directory: Path) -> dict:
+    return json.loads((directory / CONFIG_NAME).read_text()).get("card", {})
+
+
+def _from_training_checkpoint(path: Path) -> InferenceModel:
+    from ..engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if "config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path} is not a seethrough training checkpoint (no config/model entries)")
+    cfg, info = ckpt["config"], ckpt.get("data", {})
+    model = create_model(cfg["model"], num_classes=len(info["classes"]), backbone=cfg["backbone"],
+                         pretrained=False, in_chans=cfg["in_chans"], freeze_layers=cfg["freeze_layers"],
+                         output_stride=cfg["output_stride"], **cfg.get("model_options", {}))
+    load_state_dict_checked(model, ckpt["model"], source=str(path))
+    return InferenceModel(model.eval(), list(info["classes"]), tuple(info["mean"]), tuple(info["std"]),
+                          int(info["img_size"]))

@@ -1,0 +1,71 @@
+import shutil
+
+import numpy as np
+import pytest
+
+import dataset_writers as w
+from seethrough.data import build_dataset, build_transform
+from seethrough.data.folder import FolderDataset
+
+
+def test_lengths_labels_and_ids(folder_root):
+    root, layout = folder_root
+    train = FolderDataset(root, split="train")
+    val = FolderDataset(root, split="val")
+    assert train.classes == w.FOLDER_CLASSES
+    assert val.classes == w.FOLDER_CLASSES
+    # notes.txt and .hidden.jpg are not images; mixed-case extensions and sub-folders are
+    assert sorted(train.load(i).sample_id for i in range(len(train))) == sorted(layout["train"])
+    assert len(train) == 9 and len(val) == 6
+    for i in range(len(train)):
+        raw = train.load(i)
+        assert raw.label == w.FOLDER_CLASSES.index(raw.sample_id.split("/")[1])
+        assert raw.image.size == (w.WIDTH, w.HEIGHT) and raw.image.mode == "RGB"
+        assert raw.boxes.shape == (0, 4) and raw.mask is None
+    assert val.labels.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_test_folder_used_when_val_is_absent(folder_root):
+    root, _ = folder_root
+    (root / "val").rename(root / "test")
+    val = FolderDataset(root, split="val")
+    assert len(val) == 6 and val.load(0).sample_id.startswith("test/")
+
+
+def test_val_uses_train_class_list(folder_root):
+    root, _ = folder_root
+    shutil.rmtree(root / "val" / "cat")
+    val = FolderDataset(root, split="val")
+    assert val.classes == w.FOLDER_CLASSES
+    assert sorted(set(val.labels.tolist())) == [1, 2]
+
+
+def test_unknown_val_class_is_named(folder_root):
+    root, _ = folder_root
+    w.save(w.scene(w.left_box(0)), root / "val" / "unicorn" / "u.jpg")
+    with pytest.raises(ValueError, match="unicorn"):
+        FolderDataset(root, split="val")
+
+
+def test_missing_and_empty_folders(tmp_path, folder_root):
+    with pytest.raises(FileNotFoundError, match="train"):
+        FolderDataset(tmp_path / "nowhere", split="train")
+    root, _ = folder_root
+    shutil.rmtree(root / "val")
+    with pytest.raises(FileNotFoundError, match="val/ nor test/"):
+        FolderDataset(root, split="val")
+    empty = tmp_path / "empty"
+    (empty / "train" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no images found for split 'train'"):
+        FolderDataset(empty, split="train")
+    with pytest.raises(ValueError, match="split must be one of"):
+        FolderDataset(root, split="test")
+
+
+def test_transform_gives_tensors(folder_root):
+    root, _ = folder_root
+    ds = build_dataset(f"folder:{root}", "train", transform=build_transform(16, train=False))
+    sample = ds[0]
+    assert sample["image"].shape == (3, 16, 16)
+    assert sample["label"] == 0 and sample["index"] == 0
+    assert np.isfinite(sample["image"].numpy()).all()
