@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 import yaml
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -76,10 +77,10 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Any config key KEY=VALUE (repeatable)."),
 ) -> None:
     """Train a model. Values: defaults < --preset < --config < flags."""
+    flags = {k: v for k, v in locals().items() if k not in {"config", "preset", "data_opt", "model_opt", "set_"}}
     from .config import resolve_config
     from .engine import train as run_training
 
-    flags = {k: v for k, v in locals().items() if k not in {"config", "preset", "data_opt", "model_opt", "set_"}}
     try:
         if flags["devices"] is not None and flags["devices"].isdigit():
             flags["devices"] = int(flags["devices"])
@@ -93,7 +94,8 @@ def train(
         summary = run_training(cfg)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
-    console.print(f"summary: {Path(cfg.out) / 'summary.json'}  (val acc1 {summary['val_acc1']:.4f})")
+    if rank_zero_only.rank == 0:
+        console.print(f"summary: {Path(cfg.out) / 'summary.json'}  (val acc1 {summary['val_acc1']:.4f})")
 
 
 @app.command("eval")
@@ -154,13 +156,15 @@ def explain(
 def demo(
     out: Path = typer.Option(Path("seethrough-demo"), help="Where pictures and summary.json go."),
     epochs: Optional[int] = typer.Option(None, help="Override the demo's epoch count."),
+    backbone: Optional[str] = typer.Option(None, help="Override the demo's backbone (any timm name)."),
+    samples: Optional[int] = typer.Option(None, help="Synthetic images per split (default: the generator's)."),
     accelerator: str = typer.Option("auto"),
 ) -> None:
     """Train on the built-in synthetic data, then write explanation pictures and a summary."""
     from .demo import run_demo
 
     try:
-        summary = run_demo(out, epochs=epochs, accelerator=accelerator)
+        summary = run_demo(out, epochs=epochs, backbone=backbone, samples=samples, accelerator=accelerator)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
     for name, result in summary["models"].items():
@@ -190,20 +194,23 @@ def models() -> None:
 @data_app.command("imagenet-val")
 def imagenet_val(
     root: Path = typer.Argument(..., help="ImageNet CLS-LOC root (with val/) or the flat val folder."),
-    csv: Optional[Path] = typer.Option(None, help="LOC_val_solution.csv (default: ROOT/LOC_val_solution.csv)."),
-    out: Optional[Path] = typer.Option(None, help="Destination (default: ROOT/val_by_synset)."),
+    csv: Optional[Path] = typer.Option(None, help="LOC_val_solution.csv (default: in the CLS-LOC root)."),
+    out: Optional[Path] = typer.Option(None, help="Destination (default: <CLS-LOC root>/val_by_synset)."),
     method: str = typer.Option("symlink", help="symlink | hardlink | copy (originals are never moved)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be done, change nothing."),
 ) -> None:
     """Regroup flat ImageNet val images into synset folders, without touching the originals."""
     from .data.imagenet_val import regroup_val
 
+    base = root if (root / "val").is_dir() else root.parent  # ROOT may be the flat val folder itself
+    out = out or base / "val_by_synset"
     try:
-        report = regroup_val(root, csv or root / "LOC_val_solution.csv", out or root / "val_by_synset",
-                             method=method, dry_run=dry_run)
+        report = regroup_val(root, csv or base / "LOC_val_solution.csv", out, method=method, dry_run=dry_run)
     except (ValueError, FileNotFoundError, OSError) as err:
         _fail(err)
     console.print(report["summary"])
+    if not dry_run:
+        console.print(f"train with: --data imagenet:{base} --data-opt val_dir={out}")
 
 
 def main() -> None:

@@ -33,10 +33,10 @@ def evidence_mass(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (maps * masks).flatten(1).sum(1) / total
 
 
-def score_and_render(run_dir: Path, out: Path) -> dict[str, float]:
+def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any]) -> dict[str, float]:
     """Render a few validation explanations of the run's best model and score its maps."""
     loaded = load_for_inference(run_dir)
-    val = build_dataset("synthetic", "val", **resolve_config(preset="demo").data_options)
+    val = build_dataset("synthetic", "val", **data_options)
     val.transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
     batch = collate([val[i] for i in range(min(NUM_SCORED, len(val)))])
     result = explain_batch(loaded.model, batch["image"], policy="gt", labels=batch["label"],
@@ -50,17 +50,22 @@ def score_and_render(run_dir: Path, out: Path) -> dict[str, float]:
     return {"evidence_mass": mass.mean().item(), "evidence_mass_uniform": batch["mask"].float().mean().item()}
 
 
-def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None,
-             accelerator: str = "auto") -> dict[str, Any]:
-    """Train every demo model and write ``out/<model>/`` (run, pictures) and ``out/summary.json``."""
+def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None, backbone: str | None = None,
+             samples: int | None = None, accelerator: str = "auto") -> dict[str, Any]:
+    """Train every demo model and write ``out/<model>/`` (run, pictures) and ``out/summary.json``.
+
+    ``epochs``, ``backbone`` and ``samples`` (synthetic images per split) override the preset.
+    """
     out = Path(out)
     summary: dict[str, Any] = {"dataset": "synthetic", "models": {}}
     for name, overrides in DEMO_MODELS.items():
         run_dir = out / name
         cfg = resolve_config(preset="demo", overrides={**overrides, "out": str(run_dir), "epochs": epochs,
-                                                      "accelerator": accelerator})
+                                                      "backbone": backbone, "accelerator": accelerator})
+        if samples is not None:
+            cfg.data_options = {**cfg.data_options, "num_samples": samples}
         trained = train(cfg)
-        scores = score_and_render(run_dir, run_dir)
+        scores = score_and_render(run_dir, run_dir, cfg.data_options)
         summary["models"][name] = {
             "val_acc1": trained["val_acc1"], "best_val_acc1": trained["best_val_acc1"],
             "images_per_s": trained["images_per_s"], **scores,

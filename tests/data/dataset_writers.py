@@ -224,7 +224,8 @@ def make_pets(root: Path, per_breed: int = 4) -> dict[str, int]:
             save(scene(left_box(i)), root / "images" / f"{name}.jpg")
             if name != PET_WITHOUT_TRIMAP:
                 save(Image.fromarray(pet_trimap(i)), root / "annotations/trimaps" / f"{name}.png")
-            rows["trainval" if n <= per_breed // 2 else "test"].append(f"{name} {class_id} {species} {breed_id}")
+            split = "trainval" if n <= per_breed // 2 else "test"
+            rows[split].append(f"{name} {class_id} {species} {breed_id}")
     annotations = root / "annotations"
     (annotations / "list.txt").write_text("\n".join(PET_HEADER + rows["trainval"] + rows["test"]) + "\n")
     for split, lines in rows.items():

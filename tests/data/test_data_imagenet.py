@@ -67,7 +67,8 @@ def test_flat_val_needs_the_csv(imagenet_root):
 
 def test_unknown_synset_in_csv(imagenet_root):
     path = imagenet_root / "LOC_val_solution.csv"
-    path.write_text(path.read_text().replace("ILSVRC2012_val_00000005,n01443537", "ILSVRC2012_val_00000005,n09999999"))
+    image_id = "ILSVRC2012_val_00000005"
+    path.write_text(path.read_text().replace(f"{image_id},n01443537", f"{image_id},n09999999"))
     with pytest.raises(ValueError, match=r"LOC_val_solution.csv: synsets \['n09999999'\]"):
         ImageNetDataset(imagenet_root, split="val")
 

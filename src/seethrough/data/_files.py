@@ -24,6 +24,15 @@ def check_split(split: str) -> str:
     return split
 
 
+def first_classes(classes: list[str], num_classes: int | None) -> list[str]:
+    """The first ``num_classes`` of ``classes`` (all when None), as SCOUTER selects them."""
+    if num_classes is None:
+        return classes
+    if not 1 <= num_classes <= len(classes):
+        raise ValueError(f"num_classes must be in [1, {len(classes)}], got {num_classes}")
+    return classes[:num_classes]
+
+
 def no_boxes() -> np.ndarray:
     """An empty ``0×4`` float32 box array."""
     return np.zeros((0, 4), np.float32)
@@ -34,19 +43,29 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def list_image_files(folder: Path, *, recursive: bool) -> list[Path]:
-    """Image files under ``folder`` in a stable order (directories sorted, then names sorted,
-    as torchvision's ``ImageFolder``); hidden files and folders are ignored."""
+def list_image_files(folder: Path, *, recursive: bool) -> list[str]:
+    """Image files under ``folder`` as ``/``-separated paths relative to it, in a stable order
+    (directories sorted, then names sorted, as torchvision's ``ImageFolder``); hidden files
+    and folders are ignored, symbolic links are followed."""
     if not recursive:
         with os.scandir(folder) as entries:
-            return [Path(e.path) for e in sorted(entries, key=lambda e: e.name)
+            return [e.name for e in sorted(entries, key=lambda e: e.name)
                     if is_image_name(e.name) and e.is_file()]
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in sorted(os.walk(folder, followlinks=True)):
-        if any(part.startswith(".") for part in Path(dirpath).relative_to(folder).parts):
+    found: list[str] = []
+    for dirpath, _, filenames in sorted(os.walk(folder, followlinks=True)):
+        parts = Path(dirpath).relative_to(folder).parts
+        if any(part.startswith(".") for part in parts):
             continue
-        found += [Path(dirpath, name) for name in sorted(filenames) if is_image_name(name)]
+        prefix = "".join(part + "/" for part in parts)
+        found += [prefix + name for name in sorted(filenames) if is_image_name(name)]
     return found
+
+
+def pack_strings(strings: list[str]) -> np.ndarray:
+    """Strings (file paths) as one numpy bytes array: for large datasets this takes a fraction
+    of the memory of a list, and DataLoader workers share it without copy-on-read growth.
+    Read an entry back with :func:`os.fsdecode`."""
+    return np.array([os.fsencode(s) for s in strings], dtype=np.bytes_)
 
 
 def list_subfolders(folder: Path) -> list[str]:

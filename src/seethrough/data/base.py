@@ -56,6 +56,8 @@ class ImageDataset(Dataset):
         mode: str = "RGB",
         on_bad_image: OnBadImage = "error",
     ) -> None:
+        if mode not in ("RGB", "L"):
+            raise ValueError(f"image mode must be 'RGB' or 'L', got {mode!r}")
         if on_bad_image not in ("error", "skip"):
             raise ValueError(f"on_bad_image must be 'error' or 'skip', got {on_bad_image!r}")
         self.transform = transform

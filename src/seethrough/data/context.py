@@ -48,7 +48,9 @@ IMAGES_FOLDER = "JPEGImages"
 LAYOUT_HINT = "Con-Text is one flat folder of <category>_<id>.jpg files (con-text/JPEGImages/)."
 
 
-def original_split(n: int, train_fraction: float = TRAIN_FRACTION, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def original_split(
+    n: int, train_fraction: float = TRAIN_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, val)`` that ``sklearn.model_selection.train_test_split(range(n),
     train_size=train_fraction, random_state=seed)`` returns, without sklearn."""
     if not 0 < train_fraction < 1:
@@ -86,7 +88,9 @@ class ConTextDataset(ImageDataset):
             raise empty_split_error(self.root, split, LAYOUT_HINT)
         unnamed = [name for name in names if CATEGORY_SEPARATOR not in name]
         if unnamed:
-            raise ValueError(f"{self.root}: file names {unnamed[:5]} lack the '<category>_' prefix. {LAYOUT_HINT}")
+            raise ValueError(
+                f"{self.root}: file names {unnamed[:5]} lack the '<category>_' prefix. {LAYOUT_HINT}"
+            )
         categories = [name.split(CATEGORY_SEPARATOR, 1)[0] for name in names]
         self.classes = sorted(set(categories))
         index = {category: label for label, category in enumerate(self.classes)}

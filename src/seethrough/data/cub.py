@@ -25,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._files import check_split, empty_split_error, find_root, no_boxes, read_table, require_file
+from ._files import (check_split, empty_split_error, find_root, first_classes, no_boxes, read_table,
+                     require_file)
 from .base import ImageDataset, OnBadImage, RawSample
 from .io import open_image
 
@@ -72,10 +73,7 @@ class CUBDataset(ImageDataset):
         is_training = self._per_image(SPLIT_FILE, ids, int)
         if not np.isin(is_training, list(IS_TRAINING.values())).all():
             raise ValueError(f"{self.root / SPLIT_FILE}: is_training must be 0 or 1")
-        if num_classes is not None:
-            if not 1 <= num_classes <= len(self.classes):
-                raise ValueError(f"num_classes must be in [1, {len(self.classes)}], got {num_classes}")
-            self.classes = self.classes[:num_classes]
+        self.classes = first_classes(self.classes, num_classes)
         keep = (is_training == IS_TRAINING[split]) & (labels < len(self.classes))
         if not keep.any():
             raise empty_split_error(self.root / SPLIT_FILE, split, LAYOUT_HINT)

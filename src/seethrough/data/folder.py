@@ -14,12 +14,14 @@ recursively, in torchvision ``ImageFolder`` order; hidden files and folders are 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ._files import check_split, empty_split_error, list_image_files, list_subfolders, no_boxes, require_dir
+from ._files import (check_split, empty_split_error, list_image_files, list_subfolders, no_boxes,
+                     pack_strings, require_dir)
 from .base import ImageDataset, OnBadImage, RawSample
 from .io import open_image
 
@@ -55,15 +57,16 @@ class FolderDataset(ImageDataset):
                 f"{split_dir}: class folders {unknown} do not exist in {train_dir}; the class "
                 "list comes from the train split, so rename or remove them"
             )
-        paths: list[Path] = []
+        files: list[str] = []
         labels: list[int] = []
         for name in folders:
             found = list_image_files(split_dir / name, recursive=True)
-            paths += found
+            files += [f"{split_dir.name}/{name}/{rel}" for rel in found]
             labels += [self.classes.index(name)] * len(found)
-        if not paths:
+        if not files:
             raise empty_split_error(split_dir, split, LAYOUT_HINT)
-        self.paths = paths
+        #: Paths relative to ``root`` (also the sample ids), packed (see ``pack_strings``).
+        self.files = pack_strings(files)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.check_labels(self.labels, str(split_dir))
 
@@ -76,13 +79,13 @@ class FolderDataset(ImageDataset):
         )
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.files)
 
     def load(self, index: int) -> RawSample:
-        path = self.paths[index]
+        relative = os.fsdecode(self.files[index])
         return RawSample(
-            image=open_image(path, self.mode),
+            image=open_image(self.root / relative, self.mode),
             label=int(self.labels[index]),
-            sample_id=path.relative_to(self.root).as_posix(),
+            sample_id=relative,
             boxes=no_boxes(),
         )

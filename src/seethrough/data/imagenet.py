@@ -5,7 +5,8 @@
     root/
       train/<synset>/<ImageId>.JPEG
       val/<ImageId>.JPEG                 flat, as distributed, labelled by the CSV below —
-      val/<synset>/<ImageId>.JPEG        — or regrouped (see imagenet_val.regroup_val)
+      val/<synset>/<ImageId>.JPEG        — or in synset folders (``val_dir`` may point to the
+                                         output of imagenet_val.regroup_val instead)
       LOC_val_solution.csv               ImageId,PredictionString
                                          ("synset xmin ymin xmax ymax" repeated per object)
       Annotations/CLS-LOC/val/<ImageId>.xml              PASCAL VOC boxes (optional)
@@ -13,7 +14,8 @@
 
 Classes are the first ``num_classes`` synsets of the sorted ``train/`` folder names
 (all when None), as SCOUTER does; label = position. A flat val image's label is the first
-synset of its PredictionString. Boxes come from the image's VOC XML when there is one
+synset of its PredictionString (a val folder holding image files is read as flat, one
+holding only folders as synset folders). Boxes come from the image's VOC XML when there is one
 (val: ``annotations`` folder, default ``Annotations/CLS-LOC/val``), else — for val — from the
 CSV; only boxes of the image's own synset are kept, in original pixels. ``sample_id`` is the
 ImageId (the file name without extension), the same whichever val layout is used.
@@ -21,6 +23,7 @@ ImageId (the file name without extension), the same whichever val layout is used
 from __future__ import annotations
 
 import csv
+import os
 import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -28,8 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._files import (check_split, empty_split_error, list_image_files, list_subfolders, no_boxes,
-                     require_dir)
+from ._files import (check_split, empty_split_error, first_classes, list_image_files, list_subfolders,
+                     no_boxes, pack_strings, require_dir)
 from .base import ImageDataset, OnBadImage, RawSample
 from .io import open_image
 
@@ -82,6 +85,11 @@ def read_solution_csv(path: str | Path) -> Solution:
     return solution
 
 
+def image_id(path: str) -> str:
+    """The ImageId of an image path: its file name without extension."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
 def read_voc_boxes(path: Path, synset: str) -> np.ndarray | None:
     """The ``xyxy`` boxes of the objects named ``synset`` in a PASCAL VOC XML file, or
     None when the file does not exist."""
@@ -129,84 +137,84 @@ class ImageNetDataset(ImageDataset):
         self.split = check_split(split)
         train_dir = require_dir(self.root / TRAIN_FOLDER, LAYOUT_HINT)
         synsets = list_subfolders(train_dir)
-        self.classes = synsets
-        if not self.classes:
+        if not synsets:
             raise ValueError(f"{train_dir}: no synset folders. {LAYOUT_HINT}")
-        if num_classes is not None:
-            if not 1 <= num_classes <= len(self.classes):
-                raise ValueError(f"num_classes must be in [1, {len(self.classes)}], got {num_classes}")
-            self.classes = self.classes[:num_classes]
+        self.classes = first_classes(synsets, num_classes)
         csv_path = self.root / SOLUTION_CSV
         self.solution: Solution = {}
         if split == "train":
             self.box_dir = self.root / ANNOTATIONS_FOLDER / TRAIN_FOLDER
-            split_dir = train_dir
-            self.paths, labels = self._scan_synset_folders(train_dir, set(synsets))
+            self.split_dir = train_dir
+            files, labels = self._scan_synset_folders(train_dir, set(synsets))
         else:
             self.box_dir = Path(annotations) if annotations else self.root / ANNOTATIONS_FOLDER / VAL_FOLDER
-            split_dir = require_dir(Path(val_dir) if val_dir else self.root / VAL_FOLDER, LAYOUT_HINT)
+            self.split_dir = require_dir(Path(val_dir) if val_dir else self.root / VAL_FOLDER, LAYOUT_HINT)
             if csv_path.is_file():
                 self.solution = read_solution_csv(csv_path)
-            flat = list_image_files(split_dir, recursive=False)
+            flat = list_image_files(self.split_dir, recursive=False)
             if flat:
-                self.paths, labels = self._label_flat(flat, csv_path, set(synsets))
+                files, labels = self._label_flat(flat, csv_path, set(synsets))
             else:
-                self.paths, labels = self._scan_synset_folders(split_dir, set(synsets))
-        if not self.paths:
-            raise empty_split_error(split_dir, split, LAYOUT_HINT)
+                files, labels = self._scan_synset_folders(self.split_dir, set(synsets))
+        if not files:
+            raise empty_split_error(self.split_dir, split, LAYOUT_HINT)
+        #: Image paths relative to ``split_dir``, packed (see ``pack_strings``).
+        self.files = pack_strings(files)
         self.labels = np.asarray(labels, np.int64)
-        self.check_labels(self.labels, str(split_dir))
+        self.check_labels(self.labels, str(self.split_dir))
 
-    def _scan_synset_folders(self, folder: Path, known: set[str]) -> tuple[list[Path], list[int]]:
+    def _scan_synset_folders(self, folder: Path, known: set[str]) -> tuple[list[str], list[int]]:
         """Images of the kept synsets in ``folder/<synset>/``; an unknown synset is an error."""
         unknown = sorted(set(list_subfolders(folder)) - known)
         if unknown:
             raise ValueError(f"{folder}: synset folders {unknown[:5]} are not among the train/ synsets")
-        paths: list[Path] = []
+        files: list[str] = []
         labels: list[int] = []
         for label, synset in enumerate(self.classes):
             if (folder / synset).is_dir():
                 found = list_image_files(folder / synset, recursive=False)
-                paths += found
+                files += [f"{synset}/{name}" for name in found]
                 labels += [label] * len(found)
-        return paths, labels
+        return files, labels
 
-    def _label_flat(self, flat: list[Path], csv_path: Path, known: set[str]) -> tuple[list[Path], list[int]]:
+    def _label_flat(self, flat: list[str], csv_path: Path, known: set[str]) -> tuple[list[str], list[int]]:
         """Flat val images labelled by the first synset of their CSV row; kept if in classes."""
         if not self.solution:
             raise FileNotFoundError(
                 f"{csv_path}: file not found (or empty); it labels the flat val images in "
-                f"{flat[0].parent}. {LAYOUT_HINT}"
+                f"{self.split_dir}. {LAYOUT_HINT}"
             )
-        unlabelled = [p.name for p in flat if p.stem not in self.solution]
+        unlabelled = [name for name in flat if image_id(name) not in self.solution]
         if unlabelled:
             raise ValueError(f"{csv_path}: no row for {len(unlabelled)} val images, e.g. {unlabelled[:3]}")
-        first = [self.solution[p.stem][0][0] for p in flat]
+        first = [self.solution[image_id(name)][0][0] for name in flat]
         unknown = sorted(set(first) - known)
         if unknown:
             raise ValueError(f"{csv_path}: synsets {unknown[:5]} are not among the train/ synsets")
         index = {synset: label for label, synset in enumerate(self.classes)}
-        labels = [index.get(synset, -1) for synset in first]
-        return [p for p, label in zip(flat, labels) if label >= 0], [label for label in labels if label >= 0]
+        labels = np.array([index.get(synset, -1) for synset in first])
+        kept = np.flatnonzero(labels >= 0)
+        return [flat[i] for i in kept], labels[kept].tolist()
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.files)
 
-    def _boxes(self, index: int) -> np.ndarray:
-        """Ground-truth boxes of sample ``index`` (own synset only), original pixels."""
-        path, synset = self.paths[index], self.classes[self.labels[index]]
+    def _boxes(self, index: int, name: str) -> np.ndarray:
+        """Ground-truth boxes of sample ``index`` (ImageId ``name``; own synset only), original pixels."""
+        synset = self.classes[self.labels[index]]
         xml_dir = self.box_dir / synset if self.split == "train" else self.box_dir
-        boxes = read_voc_boxes(xml_dir / f"{path.stem}.xml", synset)
-        if boxes is None and path.stem in self.solution:
-            synsets, all_boxes = self.solution[path.stem]
+        boxes = read_voc_boxes(xml_dir / f"{name}.xml", synset)
+        if boxes is None and name in self.solution:
+            synsets, all_boxes = self.solution[name]
             boxes = all_boxes[np.asarray(synsets) == synset]
         return no_boxes() if boxes is None else boxes
 
     def load(self, index: int) -> RawSample:
-        path = self.paths[index]
+        relative = os.fsdecode(self.files[index])
+        name = image_id(relative)
         return RawSample(
-            image=open_image(path, self.mode),
+            image=open_image(self.split_dir / relative, self.mode),
             label=int(self.labels[index]),
-            sample_id=path.stem,
-            boxes=self._boxes(index),
+            sample_id=name,
+            boxes=self._boxes(index, name),
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._files import list_image_files, require_dir, require_file
-from .imagenet import VAL_FOLDER, read_solution_csv
+from .imagenet import VAL_FOLDER, image_id, read_solution_csv
 
 Method = Literal["symlink", "hardlink", "copy"]
 METHODS: tuple[str, ...] = ("symlink", "hardlink", "copy")
@@ -68,15 +68,15 @@ def regroup_val(
     if out.resolve() == source.resolve():
         raise ValueError(f"{out}: out_dir must differ from the val folder it regroups")
     solution = read_solution_csv(csv_path)
-    files = {path.stem: path for path in list_image_files(source, recursive=False)}
+    files = {image_id(name): source / name for name in list_image_files(source, recursive=False)}
     report = {"linked": 0, "already_present": 0, "missing_source": 0, "conflicts": 0}
     conflicts: list[str] = []
-    for image_id in sorted(solution):
-        src = files.get(image_id)
+    for name in sorted(solution):
+        src = files.get(name)
         if src is None:
             report["missing_source"] += 1
             continue
-        dst = out / solution[image_id][0][0] / src.name
+        dst = out / solution[name][0][0] / src.name
         if os.path.lexists(dst):
             key = "already_present" if _same_file(src, dst, method) else "conflicts"
             report[key] += 1

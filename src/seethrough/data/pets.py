@@ -93,9 +93,11 @@ class PetsDataset(ImageDataset):
         for name, class_id, _, _ in read_table(path, ROW_TYPES):
             breed = name.rsplit(BREED_SEPARATOR, 1)[0]
             if breeds.setdefault(class_id, breed) != breed:
-                raise ValueError(f"{path}: CLASS-ID {class_id} is used for both {breeds[class_id]} and {breed}")
+                raise ValueError(
+                    f"{path}: CLASS-ID {class_id} is used for both {breeds[class_id]} and {breed}"
+                )
         if sorted(breeds) != list(range(FIRST_CLASS_ID, len(breeds) + FIRST_CLASS_ID)):
-            raise ValueError(f"{path}: CLASS-IDs must run 1, 2, … without gaps, got {sorted(breeds)[:5]}…")
+            raise ValueError(f"{path}: CLASS-IDs must run 1, 2, … without gaps, got {sorted(breeds)}")
         return [breeds[class_id] for class_id in sorted(breeds)]
 
     def __len__(self) -> int:

@@ -87,6 +87,11 @@ class Trainer:
         self.val_loader = fabric.setup_dataloaders(
             make_loader(self.data.val, cfg, train=False, rank=rank, world_size=world, pin_memory=pin),
             use_distributed_sampler=False)
+        if len(self.train_loader) == 0:
+            raise ValueError(
+                f"--data {cfg.data}: {len(self.data.train)} training samples make no full batch of "
+                f"{cfg.batch_size} per process on {world} process(es); lower --batch-size"
+            )
         self.state = RunState()
         self._sums: torch.Tensor | None = None  # running sums of the epoch in progress
         if resume_state is not None:

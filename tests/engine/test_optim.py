@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+import seethrough
+from seethrough.config import TrainConfig
+from seethrough.engine.optim import build_optimizer, build_scheduler
+
+
+def test_weight_decay_is_applied_to_weights_not_biases():
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_resnet")
+    opt = build_optimizer(model, TrainConfig(weight_decay=0.05))
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert any(p is model.fc.weight for p in decay["params"])
+    assert any(p is model.fc.bias for p in no_decay["params"])
+
+
+def test_frozen_model_is_refused():
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_resnet")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        build_optimizer(model, TrainConfig())
+
+
+def lrs(cfg: TrainConfig, epochs: int) -> list[float]:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = build_scheduler(opt, cfg)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_schedules():
+    assert lrs(TrainConfig(lr=1.0, scheduler="step", step_size=2, gamma=0.1), 5) == pytest.approx([1, 1, .1, .1, .01])
+    assert lrs(TrainConfig(lr=1.0, scheduler="multistep", milestones=[1, 3], gamma=0.5), 4) == pytest.approx([1, .5, .5, .25])
+    cosine = lrs(TrainConfig(lr=1.0, scheduler="cosine", epochs=4), 4)
+    assert cosine == pytest.approx([1.0, 0.853553, 0.5, 0.146447], abs=1e-5)
+    assert lrs(TrainConfig(lr=1.0, scheduler="none", warmup_epochs=2), 3) == pytest.approx([0.5, 1, 1])

@@ -1,0 +1,98 @@
+"""The engine end to end on tiny synthetic runs: summary, resume, crash, NaN, bad images."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seethrough.engine import NonFiniteLossError, Trainer, train
+from seethrough.engine.checkpoint import load_checkpoint
+
+
+def final_weights(run: str) -> dict[str, torch.Tensor]:
+    return load_checkpoint(Path(run) / "last.ckpt")["model"]
+
+
+def test_run_writes_summary_checkpoint_logs_and_best_model(tiny_config):
+    cfg = tiny_config()
+    summary = train(cfg)
+    out = Path(cfg.out)
+    written = json.loads((out / "summary.json").read_text())
+    for key in ("val_acc1", "val_acc5", "epochs", "images_per_s"):
+        assert written[key] == summary[key]
+    assert summary["epochs"] == 2 and summary["steps"] == 2 * (48 // 8)
+    assert (out / "best" / "model.safetensors").is_file()
+    events = [json.loads(line)["event"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert events.count("epoch") == 2
+    assert any((out / "tensorboard").iterdir())
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_config_factory):
+    cfg = tiny_config_factory(tmp_path_factory.mktemp("reference"), augment="crop-flip")
+    train(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("crash_at", [3, 7])  # mid-epoch 1 (batch 3 of 6), mid-epoch 2
+def test_kill_and_resume_gives_the_same_weights(tiny_config, monkeypatch, crash_at, uninterrupted):
+    reference = uninterrupted
+
+    cfg = tiny_config(augment="crop-flip")
+    original_step = Trainer.train_step
+    calls = {"n": 0}
+
+    def crashing_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise Crash
+        return original_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", crashing_step)
+    with pytest.raises(Crash):
+        train(cfg)
+    assert load_checkpoint(Path(cfg.out) / "last.ckpt")["state"]["global_step"] == crash_at - 1
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    cfg.resume = True
+    summary = train(cfg)
+    ref_weights, weights = final_weights(reference.out), final_weights(cfg.out)
+    for key in ref_weights:
+        assert torch.equal(ref_weights[key], weights[key]), key
+    ref_summary = json.loads((Path(reference.out) / "summary.json").read_text())
+    assert summary["train_loss"] == pytest.approx(ref_summary["train_loss"], rel=1e-9)
+
+
+def test_resume_with_other_settings_is_refused(tiny_config):
+    cfg = tiny_config(epochs=1)
+    train(cfg)
+    changed = tiny_config(epochs=2, backbone="resnet18", resume=True)
+    with pytest.raises(ValueError, match="backbone: checkpoint 'test_resnet' vs now 'resnet18'"):
+        train(changed)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, monkeypatch):
+    cfg = tiny_config(epochs=2)
+    original = Trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 8:  # epoch 2
+            batch = dict(batch, image=batch["image"] * float("nan"))
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2.*last good checkpoint.*--resume"):
+        train(cfg)
+    state = load_checkpoint(Path(cfg.out) / "last.ckpt")
+    assert state["state"]["epoch"] == 1
+    assert all(torch.isfinite(v.float()).all() for v in state["model"].values())
+
+
+def test_class_count_mismatch_is_a_clear_error(tiny_config):
+    with pytest.raises(ValueError, match="--num-classes 5 does not match --data synthetic, which has 3 classes"):
+        train(tiny_config(num_classes=5))

@@ -1,0 +1,137 @@
+"""Smoke tests of every command, in-process through typer's runner (DDP in a subprocess)."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from seethrough.cli import app
+
+runner = CliRunner()
+TINY = ["--data", "synthetic", "--data-opt", "num_samples=32", "--data-opt", "img_size=32",
+        "--data-opt", "num_classes=3", "--backbone", "test_resnet", "--img-size", "32",
+        "--batch-size", "8", "--workers", "0", "--no-progress", "--accelerator", "cpu"]
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = invoke("train", *TINY, "--epochs", "1", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_run(trained_run):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["config"]["backbone"] == "test_resnet"
+
+
+def test_eval_reports_accuracy(trained_run, tmp_path):
+    out = tmp_path / "eval.json"
+    result = invoke("eval", trained_run, "--data", "synthetic", "--data-opt", "num_samples=32",
+                    "--data-opt", "img_size=32", "--data-opt", "num_classes=3", "--workers", "0",
+                    "--accelerator", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    scored = json.loads(out.read_text())
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert scored["samples"] == 32 and scored["acc1"] == pytest.approx(summary["val_acc1"])
+
+
+def test_eval_with_another_class_count_is_refused(trained_run):
+    result = invoke("eval", trained_run, "--data", "synthetic", "--data-opt", "num_classes=5",
+                    "--accelerator", "cpu")
+    assert result.exit_code == 2 and "trained on 3 classes" in result.output
+
+
+def test_explain_writes_overlays_for_image_files(trained_run, tmp_path):
+    paths = []
+    for i, mode in enumerate(["RGB", "L", "RGBA"]):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)).convert(mode).save(path)
+        paths.append(path)
+    out = tmp_path / "explained"
+    result = invoke("explain", trained_run / "last.ckpt", *paths, "--out", out, "--k", "2")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "explanations.json").read_text())
+    assert len(summary["images"]) == 3
+    assert (out / "img0_explanation.png").is_file()
+
+
+def test_explain_missing_image_names_the_file(trained_run, tmp_path):
+    result = invoke("explain", trained_run, tmp_path / "nope.png", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "nope.png" in result.output
+
+
+def test_train_bad_flag_value_is_a_clear_error(tmp_path):
+    result = invoke("train", *TINY, "--optimizer", "adam", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "--optimizer must be one of adamw, sgd" in result.output
+
+
+def test_too_few_samples_for_one_batch(tmp_path):
+    result = invoke("train", *TINY, "--batch-size", "64", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "make no full batch of 64" in result.output
+
+
+def test_train_unknown_dataset_kind(tmp_path):
+    result = invoke("train", "--data", "coco:/x", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "unknown dataset kind 'coco'" in result.output
+
+
+def test_presets_and_models_list():
+    assert "fc-mnist" in invoke("presets").output
+    assert "fc" in invoke("models").output.split()
+
+
+def test_demo_writes_pictures_and_summary(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--out", out, "--epochs", "1", "--samples", "64", "--backbone", "test_resnet",
+                    "--accelerator", "cpu")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    fc = summary["models"]["fc"]
+    assert 0.0 <= fc["evidence_mass"] <= 1.0 and 0.0 < fc["evidence_mass_uniform"] < 1.0
+    assert list((out / "fc" / "pictures").glob("*_explanation.png"))
+
+
+def test_data_imagenet_val_regroups_without_touching_originals(tmp_path):
+    val = tmp_path / "imagenet" / "val"
+    val.mkdir(parents=True)
+    rows = [("ILSVRC2012_val_00000001", "n01440764 1 2 3 4"), ("ILSVRC2012_val_00000002", "n01443537 5 6 7 8")]
+    for image_id, _ in rows:
+        Image.new("RGB", (8, 8)).save(val / f"{image_id}.JPEG")
+    with open(tmp_path / "imagenet" / "LOC_val_solution.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([("ImageId", "PredictionString"), *rows])
+    before = sorted(p.name for p in val.iterdir())
+    result = invoke("data", "imagenet-val", tmp_path / "imagenet")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "imagenet" / "val_by_synset" / "n01440764" / "ILSVRC2012_val_00000001.JPEG").exists()
+    assert sorted(p.name for p in val.iterdir()) == before
+
+
+def test_two_process_cpu_ddp_run_trains(tmp_path):
+    """torchrun-free DDP: Fabric launches 2 gloo processes on the CPU."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "seethrough", "train", *TINY, "--epochs", "2", "--devices", "2",
+         "--strategy", "ddp", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["steps"] == 2 * (32 // (8 * 2))
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [h for h in history if h["event"] == "epoch"]
+    assert epochs[0]["train_samples"] == 32  # both ranks' samples counted once each

@@ -1,0 +1,48 @@
+import pytest
+
+from seethrough.config import TrainConfig, list_presets, load_preset, resolve_config
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 7\nlr: 0.5\n")
+    cfg = resolve_config(preset="demo", config_file=path, overrides={"lr": 0.25, "batch_size": None})
+    assert cfg.img_size == load_preset("demo")["img_size"]    # from the preset
+    assert cfg.epochs == 7                                       # file beats preset
+    assert cfg.lr == 0.25                                        # flag beats file
+    assert cfg.batch_size == load_preset("demo")["batch_size"]  # None means "not given"
+
+
+def test_unknown_key_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epoch: 3\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown keys \['epoch'\]"):
+        resolve_config(config_file=path)
+
+
+@pytest.mark.parametrize("key, value, flag", [
+    ("epochs", 0, "--epochs"), ("lr", -1.0, "--lr"), ("optimizer", "adam", "--optimizer"),
+    ("precision", "fp8", "--precision"), ("on_bad_image", "ignore", "--on-bad-image"),
+    ("weight_decay", -0.1, "--weight-decay"), ("in_chans", 2, "--in-chans"),
+])
+def test_invalid_values_name_the_flag(key, value, flag):
+    with pytest.raises(ValueError, match=flag):
+        TrainConfig(**{key: value}).validate()
+
+
+def test_presets_are_loadable_and_valid():
+    names = list_presets()
+    assert {"demo", "fc-mnist", "fc-cub", "fc-context", "fc-imagenet"} <= set(names)
+    for name in names:
+        resolve_config(preset=name)
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of .*demo"):
+        resolve_config(preset="nope")
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = resolve_config(preset="fc-cub")
+    cfg.save(tmp_path / "c.yaml")
+    assert resolve_config(config_file=tmp_path / "c.yaml") == cfg
