@@ -6,12 +6,13 @@ so alignment can be checked pixel by pixel after the transforms.
 """
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from seethrough.data.mnist import write_idx
 
 WIDTH, HEIGHT = 24, 20
 OBJECT = (255, 0, 0)
@@ -19,7 +20,6 @@ BACKGROUND = (0, 0, 255)
 #: JPEG settings that keep flat colours close (4:4:4, no chroma subsampling).
 JPEG_OPTIONS = {"quality": 95, "subsampling": 0}
 IDX_UBYTE = 0x08
-IDX_MAGIC = {3: 2051, 1: 2049}
 #: Real MNIST digits in the IDX fixture: the first MNIST_TRAIN → train, the rest → t10k.
 MNIST_TRAIN, MNIST_VAL = 40, 12
 
@@ -48,16 +48,6 @@ def left_box(i: int) -> tuple[int, int, int, int]:
 
 
 # ---------------------------------------------------------------- IDX (MNIST)
-def write_idx(path: Path, array: np.ndarray) -> Path:
-    """Write an unsigned-byte IDX file (gzip-compressed when ``path`` ends in ``.gz``)."""
-    array = np.ascontiguousarray(array, np.uint8)
-    header = np.array([IDX_MAGIC[array.ndim], *array.shape], ">u4").tobytes()
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "wb") as handle:
-        handle.write(header + array.tobytes())
-    return path
-
-
 def make_mnist(root: Path, images: np.ndarray, labels: np.ndarray, *, n_train: int, gz: bool) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     ext = ".gz" if gz else ""

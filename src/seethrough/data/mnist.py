@@ -80,6 +80,21 @@ def find_idx(root: Path, stem: str) -> Path:
     )
 
 
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` (uint8 images N×H×W or labels N) as an IDX file, gzip-compressed when
+    ``path`` ends in ``.gz`` — the inverse of :func:`read_idx`, for exporting subsets."""
+    path = Path(path)
+    array = np.ascontiguousarray(array, np.uint8)
+    magic = {3: IMAGES_MAGIC, 1: LABELS_MAGIC}.get(array.ndim)
+    if magic is None:
+        raise ValueError(f"IDX export takes N×H×W images or N labels, got shape {array.shape}")
+    header = np.array([magic, *array.shape], ">u4").tobytes()
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+    return path
+
+
 class MNISTDataset(ImageDataset):
     """Handwritten digits from the IDX files (see the module docstring)."""
 
