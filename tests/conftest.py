@@ -6,7 +6,7 @@ import pytest
 from seethrough.config import TrainConfig
 
 #: A tiny timm backbone and image size that keep a CPU training step in milliseconds.
-TINY_BACKBONE, TINY_SIZE = "test_resnet", 32
+TINY_BACKBONE, TINY_SIZE = "test_efficientnet", 32
 
 
 def make_tiny_config(out, **overrides) -> TrainConfig:

@@ -15,7 +15,7 @@ from seethrough.cli import app
 
 runner = CliRunner()
 TINY = ["--data", "synthetic", "--data-opt", "num_samples=32", "--data-opt", "img_size=32",
-        "--data-opt", "num_classes=3", "--backbone", "test_resnet", "--img-size", "32",
+        "--data-opt", "num_classes=3", "--backbone", "test_efficientnet", "--img-size", "32",
         "--batch-size", "8", "--workers", "0", "--no-progress", "--accelerator", "cpu"]
 
 
@@ -34,7 +34,7 @@ def trained_run(tmp_path_factory):
 
 def test_train_writes_a_run(trained_run):
     summary = json.loads((trained_run / "summary.json").read_text())
-    assert summary["epochs"] == 1 and summary["config"]["backbone"] == "test_resnet"
+    assert summary["epochs"] == 1 and summary["config"]["backbone"] == "test_efficientnet"
 
 
 def test_eval_reports_accuracy(trained_run, tmp_path):
@@ -95,7 +95,7 @@ def test_presets_and_models_list():
 
 def test_demo_writes_pictures_and_summary(tmp_path):
     out = tmp_path / "demo"
-    result = invoke("demo", "--out", out, "--epochs", "1", "--samples", "64", "--backbone", "test_resnet",
+    result = invoke("demo", "--out", out, "--epochs", "1", "--samples", "64", "--backbone", "test_efficientnet",
                     "--accelerator", "cpu")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

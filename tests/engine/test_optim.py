@@ -7,7 +7,7 @@ from seethrough.engine.optim import build_optimizer, build_scheduler
 
 
 def test_weight_decay_is_applied_to_weights_not_biases():
-    model = seethrough.create_model("fc", num_classes=3, backbone="test_resnet")
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet")
     opt = build_optimizer(model, TrainConfig(weight_decay=0.05))
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
@@ -16,7 +16,7 @@ def test_weight_decay_is_applied_to_weights_not_biases():
 
 
 def test_frozen_model_is_refused():
-    model = seethrough.create_model("fc", num_classes=3, backbone="test_resnet")
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet")
     for p in model.parameters():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):

@@ -70,7 +70,7 @@ def test_resume_with_other_settings_is_refused(tiny_config):
     cfg = tiny_config(epochs=1)
     train(cfg)
     changed = tiny_config(epochs=2, backbone="resnet18", resume=True)
-    with pytest.raises(ValueError, match="backbone: checkpoint 'test_resnet' vs now 'resnet18'"):
+    with pytest.raises(ValueError, match="backbone: checkpoint 'test_efficientnet' vs now 'resnet18'"):
         train(changed)
 
 
@@ -96,3 +96,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, m
 def test_class_count_mismatch_is_a_clear_error(tiny_config):
     with pytest.raises(ValueError, match="--num-classes 5 does not match --data synthetic, which has 3 classes"):
         train(tiny_config(num_classes=5))
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tiny_config):
+    summary = train(tiny_config(epochs=1, precision="bf16-mixed", accelerator="cpu"))
+    assert summary["steps"] == 48 // 8
+    weights = final_weights(summary["checkpoint"].rsplit("/", 1)[0])
+    assert all(torch.isfinite(w.float()).all() for w in weights.values())
+    assert weights["fc.weight"].dtype == torch.float32  # mixed precision keeps fp32 master weights

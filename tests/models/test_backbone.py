@@ -8,7 +8,7 @@ def trainable_prefixes(backbone: Backbone) -> set[str]:
     return {name.split(".")[0] for name, p in backbone.body.named_parameters() if p.requires_grad}
 
 
-def test_resnet_stages_are_the_four_layers():
+def test_efficientnet_stages_are_the_four_layers():
     assert Backbone("resnet18").stage_names == ["layer1", "layer2", "layer3", "layer4"]
 
 

@@ -26,6 +26,6 @@ def test_unknown_model_and_bad_class_count():
 
 
 def test_forward_rejects_non_image_batches():
-    model = seethrough.create_model("fc", num_classes=3, backbone="test_resnet")
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet")
     with pytest.raises(ValueError, match="B×C×H×W"):
         model(torch.randn(3, 32, 32))

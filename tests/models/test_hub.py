@@ -8,7 +8,7 @@ from seethrough.models.hub import load_state_dict_checked
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = seethrough.create_model("fc", num_classes=4, backbone="test_resnet").eval()
+    model = seethrough.create_model("fc", num_classes=4, backbone="test_efficientnet").eval()
     model.save_pretrained(tmp_path / "m", dataset="synthetic")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = seethrough.from_pretrained(tmp_path / "m").eval()
@@ -26,15 +26,15 @@ def test_missing_directory_or_config_is_a_clear_error(tmp_path):
 
 
 def test_checkpoint_of_another_class_count_is_refused(tmp_path):
-    seethrough.create_model("fc", num_classes=4, backbone="test_resnet").save_pretrained(tmp_path / "m")
-    other = seethrough.create_model("fc", num_classes=7, backbone="test_resnet")
+    seethrough.create_model("fc", num_classes=4, backbone="test_efficientnet").save_pretrained(tmp_path / "m")
+    other = seethrough.create_model("fc", num_classes=7, backbone="test_efficientnet")
     state = seethrough.from_pretrained(tmp_path / "m").state_dict()
     with pytest.raises(ValueError, match=r"shape mismatches.*fc.weight: file \(4, .*\) vs model \(7, "):
         load_state_dict_checked(other, state, source="m/model.safetensors")
 
 
 def test_checkpoint_of_another_backbone_is_refused(tmp_path):
-    state = seethrough.create_model("fc", num_classes=4, backbone="test_resnet").state_dict()
+    state = seethrough.create_model("fc", num_classes=4, backbone="test_efficientnet").state_dict()
     other = seethrough.create_model("fc", num_classes=4, backbone="resnet18")
     with pytest.raises(ValueError, match="does not fit model 'fc' \\(backbone 'resnet18'.*--backbone"):
         load_state_dict_checked(other, state, source="x.safetensors")

@@ -112,7 +112,7 @@ SQUARE_HALF_SIDE = 0.7
 #: The triangle's base line (apex at -1, y pointing down): an equilateral triangle.
 TRIANGLE_BASE = 0.5
 #: Half length and half width of the cross's arms and of the bar.
-ARM_HALF_LENGTH, ARM_HALF_WIDTH = 0.95, 0.3
+ARM_HALF_LENGTH, ARM_HALF_WIDTH = 0.93, 0.35
 #: Inner radius of the ring.
 RING_INNER = 0.55
 #: The star's inner radius, as a fraction of its outer radius, and its number of points.
@@ -138,7 +138,7 @@ STROKE_WIDTH, MIN_STROKE_WIDTH_PX = 0.025, 1.0
 EDGE_MARGIN_PX = 1.0
 #: Smallest gap between the two footprints of an evidence pair, pixels (keeps parts apart).
 MIN_PAIR_GAP_PX = 1.0
-#: Random placements tried per distractor before it is left out (crowded small images).
+#: Uniform random placements tried per distractor before the exhaustive lattice search.
 PLACEMENT_TRIES = 64
 #: Smallest footprint radius (pixels) at which shapes are still drawn; sets the minimum size.
 MIN_PART_RADIUS_PX = 2.5
@@ -181,10 +181,10 @@ class Difficulty:
 
 DIFFICULTIES: dict[str, Difficulty] = {
     "easy": Difficulty(
-        part_radius=0.16, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
+        part_radius=0.18, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
         num_decoy_pairs=0, num_strokes=(0, 0), part_alpha=(1.0, 1.0), background_saturation=0.3,
         stroke_saturation=0.0, background_noise=4.0, image_noise=0.0, pair_gap=(0.0, 0.0),
-        clearance=0.25,
+        clearance=0.2,
     ),
     "medium": Difficulty(
         part_radius=0.105, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
@@ -373,15 +373,10 @@ class SyntheticDataset(ImageDataset):
                            for _ in range(n_single)]
         placed = list(evidence)
         for part in candidates:
-            low = part["radius"] + EDGE_MARGIN_PX
-            xy = rng.uniform(low, size - low, size=(PLACEMENT_TRIES, 2))
-            for x, y in xy:
-                if all(math.hypot(x - q["center"][0], y - q["center"][1])
-                       >= part["radius"] + q["radius"] + cfg.clearance * max(part["radius"], q["radius"])
-                       for q in placed):
-                    part["center"] = (float(x), float(y))
-                    placed.append(part)
-                    break
+            center = _place(rng, part["radius"], placed, size, cfg.clearance)
+            if center is not None:
+                part["center"] = center
+                placed.append(part)
         distractors = placed[len(evidence):]
         parts = tuple(Part(**p) for p in distractors + evidence)
         return Scene(label=label, sample_id=f"synthetic/{self.split}/{index}", parts=parts,
@@ -472,6 +467,36 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         flat = HALF_RADIUS / 2
         return (v <= flat) & (u * u + (v - flat) ** 2 <= HALF_RADIUS**2)
     raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+
+
+def _place(rng: np.random.Generator, radius: float, placed: list[dict], size: float,
+           clearance: float) -> tuple[float, float] | None:
+    """A uniformly random centre for a footprint of ``radius`` inside the image whose gap to
+    every ``placed`` footprint is at least ``clearance`` × the larger radius; None if none fits.
+
+    ``PLACEMENT_TRIES`` uniform draws first; if all collide, a uniform pick among the free
+    points of a randomly shifted one-pixel lattice (so a part is left out only when no
+    position is free, which depends on the footprints alone, never on the label)."""
+    low, high = radius + EDGE_MARGIN_PX, size - radius - EDGE_MARGIN_PX
+    centers = np.array([q["center"] for q in placed], np.float64).reshape(-1, 2)
+    radii = np.array([q["radius"] for q in placed], np.float64)
+    needed = radius + radii + clearance * np.maximum(radius, radii)
+
+    def free(xy: np.ndarray) -> np.ndarray:
+        dist = np.sqrt(((xy[:, None, :] - centers[None]) ** 2).sum(-1))
+        return (dist >= needed).all(axis=1)
+
+    xy = rng.uniform(low, high, size=(PLACEMENT_TRIES, 2))
+    ok = np.flatnonzero(free(xy))
+    if ok.size:
+        return float(xy[ok[0], 0]), float(xy[ok[0], 1])
+    axis = low + rng.uniform() + np.arange(max(0.0, high - low))
+    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    ok = np.flatnonzero(free(grid))
+    if not ok.size:
+        return None
+    x, y = grid[ok[int(rng.integers(ok.size))]]
+    return float(x), float(y)
 
 
 def _part_pixels(part: Part, size: int) -> tuple[tuple[slice, slice], np.ndarray]:

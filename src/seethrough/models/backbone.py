@@ -40,7 +40,7 @@ class Backbone(nn.Module):
         if name not in timm.list_models() and not timm.is_model(name):
             raise ValueError(
                 f"unknown timm backbone {name!r}; see timm.list_models() for the names "
-                "(e.g. resnet18, resnet50, resnest26d, convnext_tiny, test_resnet)"
+                "(e.g. resnet18, resnet50, resnest26d, convnext_tiny, test_efficientnet)"
             )
         try:
             self.body = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
