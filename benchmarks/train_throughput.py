@@ -32,10 +32,13 @@ drift of a shared machine hits all variants alike. The reported ratio is the med
 the per-round ratios (each round's B and A were measured back to back). The target is
 B/A >= 0.95 ("the engine adds no overhead").
 
-Peak memory is measured per variant in a fresh subprocess (same imports, same batch):
-on CPU the process's peak resident set size (``ru_maxrss``, so it includes the Python
-interpreter and the imported libraries; the "over imports" column subtracts the peak
-right after imports and batch creation); on CUDA ``torch.cuda.max_memory_allocated``.
+Peak memory is measured per variant in a fresh subprocess (same imports, same batch,
+``--warmup + --memory-steps`` steps): on CPU the peak resident set size of that process
+(Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` once the imports and the batch
+exist, so an import-time peak cannot hide it; it includes the interpreter and the
+libraries, and "+ over imports" subtracts the RSS at the reset: weights, gradients,
+optimizer state, activations and whatever the engine builds); on CUDA
+``torch.cuda.max_memory_allocated`` of that process.
 
 Example::
 
@@ -297,11 +300,35 @@ def measure(args: argparse.Namespace, device: torch.device, batch: dict, run: di
 
 
 # --------------------------------------------------------------------------- memory
+def _proc_status_mib(key: str) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def probe(args: argparse.Namespace) -> None:
-    """Fresh-process peak memory of one variant; prints one JSON line."""
+    """Fresh-process peak memory of one variant; prints one JSON line.
+
+    CPU: after the imports and the batch exist, the peak-RSS mark is reset, so ``peak_rss_mib``
+    is the highest resident set size while the variant is built and trained, and
+    ``over_baseline_mib`` subtracts the RSS at the reset (interpreter + libraries + batch).
+    Without a resettable mark (non-Linux) ``ru_maxrss`` is used and the import peak may hide it.
+    """
     device = setup_torch(args)
     batch = make_batch(args, device)
-    base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset = _reset_peak_rss()
+    base = _proc_status_mib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n = args.warmup + args.memory_steps
@@ -318,9 +345,10 @@ def probe(args: argparse.Namespace) -> None:
             else:
                 engine.epoch(n)
         sync(device)
-        result = {"variant": args.probe,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "import_rss_mib": base_kib / 1024}
+        peak = _proc_status_mib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = {"variant": args.probe, "peak_rss_mib": peak, "baseline_rss_mib": base,
+                  "over_baseline_mib": peak - base,
+                  "method": "VmHWM reset after imports" if reset else "ru_maxrss (not reset)"}
         if device.type == "cuda":
             result["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
             result["cuda_max_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
@@ -404,7 +432,7 @@ def print_table(summary: dict) -> None:
     if summary["max_logit_difference"] is not None:
         print(f"same weights, same math: max |logit A - logit B| = {summary['max_logit_difference']:.2e}")
     gpu = c["device"] == "cuda"
-    mem_head = "peak CUDA alloc MiB" if gpu else "peak RSS MiB  (over imports)"
+    mem_head = "peak CUDA alloc MiB" if gpu else "peak RSS MiB (+ over imports)"
     print(f"{'variant':<30} {'img/s median':>12} {'min':>8} {'max':>8}   {mem_head}")
     for v, row in summary["results"].items():
         mem = row["memory"]
@@ -413,7 +441,7 @@ def print_table(summary: dict) -> None:
         elif gpu:
             mtxt = f"{mem['cuda_max_allocated_mib']:.0f}"
         else:
-            mtxt = f"{mem['peak_rss_mib']:.0f}  (+{mem['peak_rss_mib'] - mem['import_rss_mib']:.0f})"
+            mtxt = f"{mem['peak_rss_mib']:.0f}  (+{mem['over_baseline_mib']:.0f})"
         print(f"{v} {row['name']:<28} {row['images_per_s_median']:>12.1f} {row['images_per_s_min']:>8.1f} "
               f"{row['images_per_s_max']:>8.1f}   {mtxt}")
     for key, r in summary["ratios"].items():

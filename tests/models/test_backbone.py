@@ -51,3 +51,11 @@ def test_token_backbone_is_reshaped_to_its_patch_grid():
     side = feats.shape[-1]
     assert feats.shape == (2, backbone.num_features, side, side)
     assert torch.equal(feats.flatten(2).transpose(1, 2), tokens)
+
+
+def test_stage_taps_for_multi_stage_heads():
+    backbone = Backbone("resnet18").eval()
+    x = torch.randn(1, 3, 64, 64)
+    stages = backbone.forward_stages(x)
+    assert [s.shape[1] for s in stages][-4:] == [64, 128, 256, 512]
+    torch.testing.assert_close(stages[-1], backbone(x))

@@ -80,6 +80,17 @@ class Backbone(nn.Module):
         for _, p in params[: last + 1]:
             p.requires_grad_(False)
 
+    def forward_stages(self, x: torch.Tensor, indices: int | list[int] | None = None) -> list[torch.Tensor]:
+        """Intermediate feature maps (B×D_i×h_i×w_i), for heads that tap several stages.
+
+        ``indices``: stage indices as timm's ``forward_intermediates`` takes them (a list, or
+        ``n`` for the last ``n``); ``None`` returns every stage.
+        """
+        if not hasattr(self.body, "forward_intermediates"):
+            raise ValueError(f"backbone {self.name!r} does not expose intermediate stages in timm; "
+                             "choose a backbone that supports forward_intermediates (e.g. resnet, convnext)")
+        return self.body.forward_intermediates(x, indices=indices, intermediates_only=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.body.forward_features(x)
         if feats.ndim == 3:  # tokens B×N×D → B×D×h×w
