@@ -49,7 +49,14 @@ Difficulty levels
 
 Every random choice about the background, the strokes and the distractors is drawn from
 distributions that do not depend on the label; the label only selects which parts form the
-evidence. Labels are balanced: ``label = index % num_classes``.
+evidence. Labels are balanced: ``label = index % num_classes``. (In medium and hard the
+evidence parts are always somewhere in the image, so a bag-of-colours statistic still beats
+chance — about 0.49 for 4 classes against 0.25 — but the decoy pair keeps it far from what
+the arrangement gives; with the evidence pixels left out it is at chance.) A distractor is
+left out only when no free position remains, which depends on footprint sizes alone.
+
+With ``mode="L"`` the image is converted to luminance: several evidence colours then have
+similar grey levels, so classes differ mainly by shape.
 
 Ground truth
 ------------
@@ -85,8 +92,6 @@ SPLIT_IDS: dict[str, int] = {"train": 0, "val": 1}
 DEFAULT_NUM_SAMPLES: dict[str, int] = {"train": 512, "val": 128}
 #: Fewest classes a dataset may have.
 MIN_CLASSES = 2
-#: Image modes the generator can produce (greyscale maps each colour to its luminance).
-MODES = ("RGB", "L")
 
 #: Saturated evidence colours (RGB, 0–255), pairwise far apart in hue.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -100,7 +105,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (140, 60, 225),
 }
 #: Shapes, each inscribed in the unit disc (see :func:`shape_mask`).
-SHAPES = ("circle", "bar", "triangle", "square", "cross", "ring", "star", "half")
+SHAPES = ("circle", "bar", "triangle", "square", "cross", "ring", "star", "semicircle")
 #: The part vocabulary: part ``i`` is the ``i``-th colour with the ``i``-th shape.
 PARTS: tuple[tuple[str, str], ...] = tuple(zip(COLOURS, SHAPES))
 #: Parts per class in each difficulty (1: a single object; 2: a combination of parts).
@@ -117,8 +122,8 @@ ARM_HALF_LENGTH, ARM_HALF_WIDTH = 0.93, 0.35
 RING_INNER = 0.55
 #: The star's inner radius, as a fraction of its outer radius, and its number of points.
 STAR_INNER, STAR_POINTS = 0.45, 5
-#: Radius of the half disc (flat side down, centred vertically in the footprint).
-HALF_RADIUS = 0.89
+#: Radius of the semicircle (flat side down, centred vertically in the footprint).
+SEMICIRCLE_RADIUS = 0.89
 
 #: Grey levels (0–255) of easy-mode distractors: neutral, so never a class's colour.
 DISTRACTOR_GREY = (40, 215)
@@ -240,8 +245,8 @@ class SyntheticDataset(ImageDataset):
         transform, mode, on_bad_image: as :class:`~seethrough.data.base.ImageDataset`
             (``mode`` is ``"RGB"`` or ``"L"``; no sample is ever unreadable).
         num_classes: ``2``–``8`` in easy, ``2``–``28`` in medium and hard.
-        img_size: square image side in pixels; the minimum depends on the difficulty
-            (16 easy, 21 medium, 32 hard), any larger size works.
+        img_size: square image side in pixels, at least :func:`min_img_size` (14 easy,
+            24 medium, 31 hard); any larger size works (parts scale with the image).
         num_samples: split length; ``None`` → 512 for train, 128 for val.
         difficulty: ``"easy"``, ``"medium"`` or ``"hard"``.
         seed: non-negative integer; the sample ``index`` of ``split`` is drawn from
@@ -264,8 +269,6 @@ class SyntheticDataset(ImageDataset):
         super().__init__(transform=transform, mode=mode, on_bad_image=on_bad_image)
         if split not in SPLIT_IDS:
             raise ValueError(f"split must be one of {', '.join(SPLIT_IDS)}, got {split!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if difficulty not in DIFFICULTIES:
             raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
         num_classes = _integer("num_classes", num_classes)
@@ -279,7 +282,8 @@ class SyntheticDataset(ImageDataset):
 
         self.split = split
         self.difficulty = difficulty
-        self.config = DIFFICULTIES[difficulty]
+        #: The knobs of ``difficulty``.
+        self.settings = DIFFICULTIES[difficulty]
         self.seed = seed
         self.img_size = img_size
         self.num_samples = num_samples
@@ -289,14 +293,13 @@ class SyntheticDataset(ImageDataset):
         #: Vocabulary parts in use (distractors are drawn from these in medium and hard).
         self.vocabulary = sorted({p for parts in self.class_parts for p in parts})
 
-        cfg = self.config
-        min_radius = cfg.part_radius * cfg.scale_jitter[0] * img_size
-        if min_radius < MIN_PART_RADIUS_PX:
-            min_size = math.ceil(MIN_PART_RADIUS_PX / (cfg.part_radius * cfg.scale_jitter[0]))
+        min_size = min_img_size(difficulty)
+        if img_size < min_size:
+            cfg = self.settings
             raise ValueError(
                 f"img_size={img_size} is too small for difficulty {difficulty!r}: parts would be "
-                f"{min_radius:.1f} px in radius (at least {MIN_PART_RADIUS_PX} needed to draw the "
-                f"shapes); use img_size >= {min_size}"
+                f"{cfg.part_radius * cfg.scale_jitter[0] * img_size:.1f} px in radius (at least "
+                f"{MIN_PART_RADIUS_PX} needed to draw the shapes); use img_size >= {min_size}"
             )
 
     def __len__(self) -> int:
@@ -325,7 +328,7 @@ class SyntheticDataset(ImageDataset):
         index = self._check_index(index)
         rng = np.random.default_rng([self.seed, SPLIT_IDS[self.split], index])
         label = index % self.num_classes
-        cfg, size = self.config, float(self.img_size)
+        cfg, size = self.settings, float(self.img_size)
 
         texture_seed = int(rng.integers(2**63))
         n_single = int(rng.integers(cfg.num_distractors[0], cfg.num_distractors[1] + 1))
@@ -385,7 +388,7 @@ class SyntheticDataset(ImageDataset):
     # ------------------------------------------------------------------ drawing
     def render(self, scene: Scene) -> RawSample:
         """Draw ``scene``: background, strokes, then its parts in order; evidence → mask/boxes."""
-        cfg, size = self.config, self.img_size
+        cfg, size = self.settings, self.img_size
         rng = np.random.default_rng(scene.texture_seed)
         image = _background(rng, size, cfg)
         _strokes(rng, image, cfg)
@@ -416,6 +419,13 @@ class SyntheticDataset(ImageDataset):
 
 
 # ---------------------------------------------------------------------- helpers
+def min_img_size(difficulty: str) -> int:
+    """Smallest image side at which every part of ``difficulty`` is at least
+    ``MIN_PART_RADIUS_PX`` in radius (14 easy, 24 medium, 31 hard)."""
+    cfg = DIFFICULTIES[difficulty]
+    return math.ceil(MIN_PART_RADIUS_PX / (cfg.part_radius * cfg.scale_jitter[0]))
+
+
 def class_parts(difficulty: str, num_classes: int) -> list[tuple[int, ...]]:
     """Vocabulary part indices of each class: ``[(k,)]`` in easy, circulant pairs otherwise."""
     if num_classes < MIN_CLASSES:
@@ -463,9 +473,9 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         theta = np.arctan2(v, u) + math.pi / 2
         outline = STAR_INNER + (1.0 - STAR_INNER) * (0.5 + 0.5 * np.cos(STAR_POINTS * theta))
         return u * u + v * v <= outline * outline
-    if shape == "half":  # flat side down, vertically centred: dome spans [-R/2, R/2]
-        flat = HALF_RADIUS / 2
-        return (v <= flat) & (u * u + (v - flat) ** 2 <= HALF_RADIUS**2)
+    if shape == "semicircle":  # flat side down, vertically centred: spans [-R/2, R/2]
+        flat = SEMICIRCLE_RADIUS / 2
+        return (v <= flat) & (u * u + (v - flat) ** 2 <= SEMICIRCLE_RADIUS**2)
     raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
 
 
