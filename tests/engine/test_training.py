@@ -86,7 +86,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, m
         return original(self, batch)
 
     monkeypatch.setattr(Trainer, "train_step", poisoned)
-    with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2.*last good checkpoint.*--resume"):
+    with pytest.raises(NonFiniteLossError, match=r"loss became non-finite \(NaN/Inf\) at epoch 2, step 8; the last good checkpoint.*--resume"):
         train(cfg)
     state = load_checkpoint(Path(cfg.out) / "last.ckpt")
     assert state["state"]["epoch"] == 1

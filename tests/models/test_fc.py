@@ -16,6 +16,8 @@ def test_fc_logits_are_gap_then_linear_and_maps_are_the_cam():
     assert out.maps.shape == (2, 5, 8, 8)
     cam = torch.einsum("cd,bdhw->bchw", model.fc.weight, feats)
     torch.testing.assert_close(out.maps, cam)
+    # CAM identity: the logit is the mean of the class map plus the bias
+    torch.testing.assert_close(out.maps.mean(dim=(2, 3)) + model.fc.bias, out.logits, rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_model_and_bad_class_count():

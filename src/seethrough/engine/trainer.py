@@ -94,6 +94,7 @@ class Trainer:
             )
         self.state = RunState()
         self._sums: torch.Tensor | None = None  # running sums of the epoch in progress
+        self._first_bad = torch.tensor(-1, device=fabric.device)  # first step with a NaN/Inf loss
         if resume_state is not None:
             self._load(resume_state)
         self.logger = RunLogger(self.out, enabled=self.is_main)
@@ -136,6 +137,7 @@ class Trainer:
 
     def save_last(self, *, barrier: bool = True) -> None:
         """Write ``last.ckpt`` (rank 0); ``barrier=False`` when other ranks may be gone (crash)."""
+        self.raise_if_non_finite()  # never checkpoint weights a NaN step may have corrupted
         if self._sums is not None and self.state.batch_in_epoch > 0:
             self.state.epoch_sums = self._sums.tolist()
         if self.is_main:
@@ -165,7 +167,7 @@ class Trainer:
         except NonFiniteLossError:
             raise
         except BaseException:
-            if self.state.epoch < self.cfg.epochs:
+            if self.state.epoch < self.cfg.epochs and self._first_bad.item() < 0:
                 self.fabric.print(f"training interrupted; saving a resumable checkpoint to {self.out / LAST_NAME}")
                 self.save_last(barrier=False)
             raise
@@ -201,6 +203,7 @@ class Trainer:
                 state.batch_in_epoch += 1
                 state.global_step += 1
                 if state.global_step % cfg.log_every == 0 or state.batch_in_epoch == total:
+                    self.raise_if_non_finite()
                     elapsed = state.train_seconds + time.time() - tick
                     seen = sums[0].item()
                     progress.update(state.batch_in_epoch, loss=sums[1].item() / max(seen, 1),
@@ -230,7 +233,7 @@ class Trainer:
             return None
         out = self.model(batch["image"])
         terms = self.model.compute_loss(out, batch["label"])
-        self.check_finite(terms["loss"])
+        self.note_finite(terms["loss"])
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(terms["loss"])
         if self.cfg.clip_grad:
@@ -240,21 +243,29 @@ class Trainer:
         terms["correct"] = list(topk_correct(out.logits.detach(), batch["label"]).values())
         return terms
 
-    def check_finite(self, loss: torch.Tensor) -> None:
-        bad = (~torch.isfinite(loss.detach())).float()
+    def note_finite(self, loss: torch.Tensor) -> None:
+        """Remember the first step whose loss is NaN/Inf, on the device (no sync per step)."""
+        bad = ~torch.isfinite(loss.detach())
+        step = torch.full_like(self._first_bad, self.state.global_step + 1)
+        self._first_bad = torch.where(bad & (self._first_bad < 0), step, self._first_bad)
+
+    def raise_if_non_finite(self) -> None:
+        """Called where the loop syncs anyway (logging, checkpoints, epoch end), before any save."""
+        first_bad = self._first_bad
         if self.fabric.world_size > 1:
-            bad = self.fabric.all_reduce(bad, reduce_op="sum")
-        if bad.item() > 0:
+            first_bad = self.fabric.all_reduce(first_bad.clone(), reduce_op="max")
+        if first_bad.item() >= 0:
             last = self.out / LAST_NAME
             kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
             raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at epoch {self.state.epoch + 1}, step "
-                f"{self.state.global_step + 1}; {kept} (resume with --resume). Try a lower --lr, "
+                f"the training loss became non-finite (NaN/Inf) at epoch {self.state.epoch + 1}, step "
+                f"{int(first_bad.item())}; {kept} (resume with --resume). Try a lower --lr, "
                 "--clip-grad 1.0, or --precision 32-true."
             )
 
     def end_epoch(self, train_stats: dict[str, float]) -> None:
         cfg, state = self.cfg, self.state
+        self.raise_if_non_finite()
         self.scheduler.step()
         val = evaluate_accuracy(self.model, self.val_loader, self.fabric)
         state.epoch += 1
