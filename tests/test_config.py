@@ -46,3 +46,8 @@ def test_yaml_round_trip(tmp_path):
     cfg = resolve_config(preset="fc-cub")
     cfg.save(tmp_path / "c.yaml")
     assert resolve_config(config_file=tmp_path / "c.yaml") == cfg
+
+
+def test_option_mappings_merge_across_layers():
+    cfg = resolve_config(preset="fc-imagenet", overrides={"data_options": {"val_dir": "/v"}})
+    assert cfg.data_options == {"num_classes": 10, "val_dir": "/v"}

@@ -156,10 +156,13 @@ def resolve_config(
 ) -> TrainConfig:
     """Merge defaults < preset < YAML file < overrides (flags; ``None`` means "not given")."""
     values: dict[str, Any] = {}
-    if preset:
-        values.update(load_preset(preset))
-    if config_file:
-        values.update(load_yaml(config_file))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    layers = [load_preset(preset) if preset else {}, load_yaml(config_file) if config_file else {},
+              {k: v for k, v in (overrides or {}).items() if v is not None}]
+    for layer in layers:
+        for key, value in layer.items():
+            # option mappings merge key by key (--data-opt val_dir=... keeps a preset's num_classes)
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                value = {**values[key], **value}
+            values[key] = value
     source = str(config_file or (f"preset {preset}" if preset else "flags"))
     return TrainConfig.from_dict(values, source=source).validate()
