@@ -261,6 +261,7 @@ class Trainer:
                 f"the training loss became non-finite (NaN/Inf) at epoch {self.state.epoch + 1}, step "
                 f"{int(first_bad.item())}; {kept} (resume with --resume). Try a lower --lr, "
                 "--clip-grad 1.0, or --precision 32-true."
+                + (f" {hint}." if (hint := getattr(self.model.module, "non_finite_hint", "")) else "")
             )
 
     def end_epoch(self, train_stats: dict[str, float]) -> None:

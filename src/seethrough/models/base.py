@@ -18,6 +18,9 @@ class SeeThroughModel(nn.Module):
     that rebuild this architecture, so ``save_pretrained`` / ``from_pretrained`` round-trip.
     """
 
+    #: Added to the engine's NaN/Inf-loss message: what to try for this architecture.
+    non_finite_hint: str = ""
+
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__()
         self.config = dict(config)
