@@ -59,20 +59,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import math
-import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import lightning
 import timm
 import torch
 from lightning.fabric import Fabric
@@ -82,6 +75,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seethrough.config import resolve_config
 from seethrough.engine import Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import (  # noqa: E402  (shared with the other side-by-side benchmarks)
+    clean_rounds,
+    drop_values as _drop_values,
+    interleaved_rounds,
+    machine,
+    print_probe,
+    read_peak_memory,
+    run_probe,
+    start_peak_memory,
+    sync,
+    timed,
+)
 
 TARGET = 0.95
 VARIANTS = {
@@ -137,11 +144,6 @@ def effective_precision(args: argparse.Namespace) -> str:
         warnings.simplefilter("ignore")
         fabric = Fabric(accelerator=args.device, devices=1, precision=args.precision)
     return str(fabric.strategy.precision.precision)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_batch(args: argparse.Namespace, device: torch.device) -> dict:
@@ -290,15 +292,6 @@ def max_logit_difference(bare: BareLoop, engine: Engine, batch: dict) -> float:
 
 
 # --------------------------------------------------------------------------- timing
-def timed(run, n: int, device: torch.device) -> tuple[float, float]:
-    """Wall seconds of ``run(n)`` and the process CPU seconds it used."""
-    sync(device)
-    start, cpu = time.perf_counter(), time.process_time()
-    run(n)
-    sync(device)
-    return time.perf_counter() - start, time.process_time() - cpu
-
-
 def runners(bare: BareLoop, engine: Engine | None, batch: dict) -> dict:
     def loop(step):
         def run(n):
@@ -318,38 +311,12 @@ def measure(args: argparse.Namespace, device: torch.device, batch: dict, run: di
     (process CPU seconds / wall seconds / torch threads: well below 1 means the threads
     were waiting for cores, i.e. the machine was busy with something else)."""
     order = [v for v in args.variants if v in run]
-    for v in order:  # warm-up (allocator, kernels, optimizer state, log files)
-        run[v](args.warmup)
-    sync(device)
-    per_round: dict[str, list[float]] = {v: [] for v in order}
-    cpu_use: dict[str, list[float]] = {v: [] for v in order}
-    for r in range(args.repeats):
-        rotated = order[r % len(order):] + order[: r % len(order)]
-        for v in rotated:
-            wall, cpu = timed(run[v], args.steps, device)
-            per_round[v].append(args.steps * args.batch_size / wall)
-            cpu_use[v].append(cpu / wall / torch.get_num_threads())
-    return per_round, cpu_use
+    # warm-up (allocator, kernels, optimizer state, log files), then rounds in rotated order
+    return interleaved_rounds(run, order, warmup=args.warmup, repeats=args.repeats, steps=args.steps,
+                              images_per_step=args.batch_size, device=device)
 
 
 # --------------------------------------------------------------------------- memory
-def _proc_status_mib(key: str) -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def probe(args: argparse.Namespace) -> None:
     """Fresh-process peak memory of one variant; prints one JSON line.
 
@@ -360,10 +327,7 @@ def probe(args: argparse.Namespace) -> None:
     """
     device = setup_torch(args)
     batch = make_batch(args, device)
-    reset = _reset_peak_rss()
-    base = _proc_status_mib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset, base = start_peak_memory(device)
     n = args.warmup + args.memory_steps
     with tempfile.TemporaryDirectory() as tmp:
         if args.probe == "A":
@@ -377,27 +341,16 @@ def probe(args: argparse.Namespace) -> None:
                     engine.step(batch)
             else:
                 engine.epoch(n)
-        sync(device)
-        peak = _proc_status_mib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result = {"variant": args.probe, "peak_rss_mib": peak, "baseline_rss_mib": base,
-                  "over_baseline_mib": peak - base,
-                  "method": "VmHWM reset after imports" if reset else "ru_maxrss (not reset)"}
-        if device.type == "cuda":
-            result["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-            result["cuda_max_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
-    print("PROBE " + json.dumps(result), flush=True)
+        result = {"variant": args.probe, **read_peak_memory(device, reset, base)}
+    print_probe(result)
 
 
 def memory(args: argparse.Namespace, argv: list[str]) -> dict[str, dict]:
     out = {}
     for v in args.variants:
-        cmd = [sys.executable, os.path.abspath(__file__), *argv, "--probe", v]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE ")]
-        if proc.returncode != 0 or not lines:
-            print(f"memory probe {v} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-            continue
-        out[v] = json.loads(lines[-1][len("PROBE "):])
+        result = run_probe(__file__, argv, v)
+        if result is not None:
+            out[v] = result
     return out
 
 
@@ -419,24 +372,6 @@ def profile(args: argparse.Namespace, device: torch.device, run: dict) -> dict[s
 
 
 # --------------------------------------------------------------------------- report
-def machine() -> dict:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    info = {
-        "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": model, "torch_threads": torch.get_num_threads(), "loadavg": list(os.getloadavg()),
-        "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
-        "lightning": lightning.__version__, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def summarize(args, per_round, cpu_use, mem, logit_diff, info) -> dict:
     rows = {}
     for v, values in per_round.items():
@@ -446,7 +381,7 @@ def summarize(args, per_round, cpu_use, mem, logit_diff, info) -> dict:
     ratios = {}
     clean = list(range(args.repeats))
     if args.device == "cpu" and args.clean_cpu_use > 0:
-        clean = [r for r in clean if all(use[r] >= args.clean_cpu_use for use in cpu_use.values())]
+        clean = clean_rounds(cpu_use, args.repeats, args.clean_cpu_use)
     use_clean = len(clean) >= 3 and len(clean) < args.repeats
     for v in per_round:
         if v == "A":
@@ -541,22 +476,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(summary, indent=2))
         print(f"wrote {args.json}")
     return 0
-
-
-def _drop_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
-    """``argv`` without ``flags`` and their values (``--flag v`` or ``--flag=v``)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a in flags:
-            skip = True
-            continue
-        if any(a.startswith(f + "=") for f in flags):
-            continue
-        out.append(a)
-    return out
 
 
 if __name__ == "__main__":

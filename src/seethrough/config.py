@@ -40,6 +40,8 @@ class TrainConfig:
     in_chans: int = 3
     freeze_layers: int = 0
     output_stride: int | None = None
+    stem: str | None = None
+    use_pre: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     # optimization
     epochs: int = 10

@@ -59,3 +59,23 @@ def test_stage_taps_for_multi_stage_heads():
     stages = backbone.forward_stages(x)
     assert [s.shape[1] for s in stages][-4:] == [64, 128, 256, 512]
     torch.testing.assert_close(stages[-1], backbone(x))
+
+
+def test_mnist_stem_is_scouters_conv_and_is_frozen_with_the_stem():
+    backbone = Backbone("resnet18", in_chans=1, stem="mnist", freeze_layers=2)
+    conv1 = backbone.body.conv1
+    assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding, conv1.bias) == \
+        (1, 64, (3, 3), (2, 2), (1, 1), None)
+    assert not conv1.weight.requires_grad  # replaced before freezing, as in the original
+    assert backbone.eval()(torch.randn(2, 1, 64, 64)).shape == (2, 512, 2, 2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="resnet18", in_chans=3, stem="mnist"), "add --in-chans 1"),
+    (dict(name="test_efficientnet", in_chans=1, stem="mnist"), "replaces a ResNet's 64-channel conv1"),
+    (dict(name="resnet18", in_chans=1, stem="cifar"), "unknown stem 'cifar'"),
+])
+def test_bad_stems(kwargs, message):
+    name = kwargs.pop("name")
+    with pytest.raises(ValueError, match=message):
+        Backbone(name, **kwargs)

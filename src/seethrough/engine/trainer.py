@@ -18,6 +18,7 @@ from lightning.fabric import Fabric
 
 from ..config import TrainConfig
 from ..models import create_model
+from ..models.loading import init_backbone_from
 from .accuracy import TOPK, topk_correct
 from .checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .data import build_run_data, make_loader
@@ -28,7 +29,7 @@ from .progress import EpochProgress
 
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
-RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "data", "data_options", "model_options",
+RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
                "img_size", "batch_size", "seed")
 
 
@@ -75,7 +76,9 @@ class Trainer:
         model = create_model(cfg.model, num_classes=self.data.num_classes, backbone=cfg.backbone,
                              pretrained=cfg.pretrained, in_chans=cfg.in_chans,
                              freeze_layers=cfg.freeze_layers, output_stride=cfg.output_stride,
-                             **cfg.model_options)
+                             stem=cfg.stem, **cfg.model_options)
+        if cfg.use_pre:
+            init_backbone_from(model, cfg.use_pre, classes=self.data.train.classes)
         optimizer = build_optimizer(model, cfg)
         self.scheduler = build_scheduler(optimizer, cfg)
         self.model, self.optimizer = fabric.setup(model, optimizer)

@@ -7,6 +7,9 @@ from torch import nn
 
 #: Feature taps whose reduction is at most this many pixels belong to the stem, not a stage.
 STEM_MAX_REDUCTION = 2
+#: SCOUTER's MNIST stem (official slot_model.py): conv1 → Conv2d(1, 64, 3, stride 2, padding 1, bias=False).
+MNIST_STEM = dict(in_channels=1, out_channels=64, kernel_size=3, stride=2, padding=1, bias=False)
+STEMS = ("mnist",)
 
 
 class Backbone(nn.Module):
@@ -22,6 +25,9 @@ class Backbone(nn.Module):
         output_stride: timm's dilation option (8, 16 or 32) so small images keep spatial maps.
         freeze_layers: SCOUTER's ``freeze_layers k``: freeze the stem and the first ``k``
             stages (ResNet: k=2 freezes conv1, bn1, layer1, layer2; k=0 freezes nothing).
+        stem: ``"mnist"`` replaces a ResNet's ``conv1`` by SCOUTER's MNIST stem
+            ``Conv2d(1, 64, 3, stride 2, padding 1, bias=False)`` (needs ``in_chans=1``); the
+            replacement happens before freezing, as in the original.
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class Backbone(nn.Module):
         in_chans: int = 3,
         output_stride: int | None = None,
         freeze_layers: int = 0,
+        stem: str | None = None,
     ) -> None:
         super().__init__()
         kwargs: dict = {"in_chans": in_chans}
@@ -50,7 +57,20 @@ class Backbone(nn.Module):
         self.num_features: int = self.body.num_features
         self.num_prefix_tokens: int = getattr(self.body, "num_prefix_tokens", 0)
         self.stage_names = _stage_names(self.body)
+        if stem is not None:
+            self._replace_stem(stem, in_chans)
         self.freeze(freeze_layers)
+
+    def _replace_stem(self, stem: str, in_chans: int) -> None:
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)} (or none)")
+        conv1 = getattr(self.body, "conv1", None)
+        if not isinstance(conv1, nn.Conv2d) or conv1.out_channels != MNIST_STEM["out_channels"]:
+            raise ValueError(f"stem 'mnist' replaces a ResNet's 64-channel conv1; backbone {self.name!r} has none "
+                             "(use a ResNet such as resnet18, or --in-chans 1 without --stem)")
+        if in_chans != MNIST_STEM["in_channels"]:
+            raise ValueError(f"stem 'mnist' takes 1-channel images; add --in-chans 1 (got {in_chans})")
+        self.body.conv1 = nn.Conv2d(**MNIST_STEM)
 
     @property
     def data_config(self) -> dict:

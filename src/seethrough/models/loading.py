@@ -69,7 +69,28 @@ def _from_training_checkpoint(path: Path) -> InferenceModel:
     cfg, info = ckpt["config"], ckpt.get("data", {})
     model = create_model(cfg["model"], num_classes=len(info["classes"]), backbone=cfg["backbone"],
                          pretrained=False, in_chans=cfg["in_chans"], freeze_layers=cfg["freeze_layers"],
-                         output_stride=cfg["output_stride"], **cfg.get("model_options", {}))
+                         output_stride=cfg["output_stride"], stem=cfg.get("stem"),
+                         **cfg.get("model_options", {}))
     load_state_dict_checked(model, ckpt["model"], source=str(path))
     return InferenceModel(model.eval(), list(info["classes"]), tuple(info["mean"]), tuple(info["std"]),
                           int(info["img_size"]))
+
+
+def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[str]) -> None:
+    """SCOUTER's ``use_pre``: copy the backbone of a model trained on the same data (usually the
+    FC baseline) into ``model``'s backbone. Refuses another backbone, stem, input channels or
+    class list, naming what differs."""
+    if not Path(source).exists():
+        raise FileNotFoundError(
+            f"use_pre {source} not found: give the run directory (or its best/ or last.ckpt) of the FC "
+            "baseline trained first on the same data (seethrough train --model fc ... --out DIR)"
+        )
+    pre = load_for_inference(source)
+    keys = ("backbone", "in_chans", "stem")
+    ours, theirs = model.config, pre.model.config
+    diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
+    if list(pre.classes) != list(classes):
+        diffs.append(f"classes: {len(pre.classes)} there vs {len(classes)} here (same dataset and classes needed)")
+    if diffs:
+        raise ValueError(f"use_pre {source} does not match this run: " + "; ".join(diffs))
+    model.backbone.load_state_dict(pre.model.backbone.state_dict())

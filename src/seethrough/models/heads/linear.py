@@ -57,12 +57,13 @@ def fc(
     in_chans: int = 3,
     output_stride: int | None = None,
     freeze_layers: int = 0,
+    stem: str | None = None,
 ) -> FCBaseline:
     """The FC baseline of SCOUTER (``--use_slot false``), with CAM explanations."""
     config = dict(
         name="fc", num_classes=num_classes, backbone=backbone, in_chans=in_chans,
-        output_stride=output_stride, freeze_layers=freeze_layers,
+        output_stride=output_stride, freeze_layers=freeze_layers, stem=stem,
     )
     body = Backbone(backbone, pretrained=pretrained, in_chans=in_chans,
-                    output_stride=output_stride, freeze_layers=freeze_layers)
+                    output_stride=output_stride, freeze_layers=freeze_layers, stem=stem)
     return FCBaseline(config, body)

@@ -121,6 +121,7 @@ def scouter(
     in_chans: int = 3,
     output_stride: int | None = None,
     freeze_layers: int = 0,
+    stem: str | None = None,
     slots_per_class: int = 1,
     hidden_dim: int = HIDDEN_DIM,
     iters: int = ITERS,
@@ -149,9 +150,9 @@ def scouter(
         if not ok:
             raise ValueError(message)
     config = dict(name="scouter", num_classes=num_classes, backbone=backbone, in_chans=in_chans,
-                  output_stride=output_stride, freeze_layers=freeze_layers, slots_per_class=slots_per_class,
+                  output_stride=output_stride, freeze_layers=freeze_layers, stem=stem, slots_per_class=slots_per_class,
                   hidden_dim=hidden_dim, iters=iters, to_k_layer=to_k_layer, sign=sign,
                   lambda_value=lambda_value, power=power, normalization=normalization)
     body = Backbone(backbone, pretrained=pretrained, in_chans=in_chans, output_stride=output_stride,
-                    freeze_layers=freeze_layers)
+                    freeze_layers=freeze_layers, stem=stem)
     return Scouter(config, body)
