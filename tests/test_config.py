@@ -51,3 +51,23 @@ def test_yaml_round_trip(tmp_path):
 def test_option_mappings_merge_across_layers():
     cfg = resolve_config(preset="fc-imagenet", overrides={"data_options": {"val_dir": "/v"}})
     assert cfg.data_options == {"num_classes": 10, "val_dir": "/v"}
+
+
+def test_every_preset_builds_its_model():
+    import seethrough
+
+    for name in list_presets():
+        cfg = resolve_config(preset=name)
+        model = seethrough.create_model(
+            cfg.model, num_classes=cfg.data_options.get("num_classes", 10), backbone=cfg.backbone,
+            pretrained=False, in_chans=cfg.in_chans, freeze_layers=cfg.freeze_layers,
+            output_stride=cfg.output_stride, stem=cfg.stem, **cfg.model_options)
+        assert model.config["name"] == cfg.model, name
+
+
+def test_scouter_presets_follow_the_original_commands():
+    cub_pos = resolve_config(preset="scouter-cub-pos")
+    assert cub_pos.model_options == {"sign": 1, "slots_per_class": 5, "lambda_value": 10.0, "power": 2, "to_k_layer": 3}
+    assert (cub_pos.backbone, cub_pos.batch_size, cub_pos.epochs, cub_pos.use_pre) == ("resnest50d", 64, 150, "runs/fc-cub")
+    mnist_neg = resolve_config(preset="scouter-mnist-neg")
+    assert (mnist_neg.freeze_layers, mnist_neg.stem, mnist_neg.use_pre, mnist_neg.model_options["sign"]) == (3, "mnist", None, -1)
