@@ -99,9 +99,11 @@ def test_demo_writes_pictures_and_summary(tmp_path):
                     "--accelerator", "cpu")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    fc = summary["models"]["fc"]
-    assert 0.0 <= fc["evidence_mass"] <= 1.0 and 0.0 < fc["evidence_mass_uniform"] < 1.0
-    assert list((out / "fc" / "pictures").glob("*_explanation.png"))
+    assert set(summary["models"]) == {"fc", "scouter+", "scouter-"}
+    for name, result in summary["models"].items():
+        assert 0.0 <= result["evidence_mass"] <= 1.0 and 0.0 < result["evidence_mass_uniform"] < 1.0
+        assert list((out / name / "pictures").glob("*_explanation.png")), name
+    assert summary["models"]["scouter-"]["explained_class"] == "least"
 
 
 def test_data_imagenet_val_regroups_without_touching_originals(tmp_path):

@@ -11,9 +11,10 @@ __version__ = "0.1.0"
 from .models import (  # noqa: E402
     ModelOutput,
     create_model,
+    from_official,
     from_pretrained,
     list_models,
     register_model,
 )
 
-__all__ = ["ModelOutput", "__version__", "create_model", "from_pretrained", "list_models", "register_model"]
+__all__ = ["ModelOutput", "__version__", "create_model", "from_official", "from_pretrained", "list_models", "register_model"]

@@ -171,7 +171,8 @@ def demo(
         _fail(err)
     for name, result in summary["models"].items():
         console.print(f"[bold]{name}[/]: val acc {result['val_acc1']:.3f}, map mass on the evidence "
-                      f"{result['evidence_mass']:.3f} (uniform map: {result['evidence_mass_uniform']:.3f})")
+                      f"{result['evidence_mass']:.3f} (uniform map: {result['evidence_mass_uniform']:.3f}; "
+                      f"class explained: {result['explained_class']})")
     console.print(f"pictures in {out}/, numbers in {out / 'summary.json'}")
 
 

@@ -1,9 +1,11 @@
 """``seethrough demo``: train on the built-in synthetic data, show and score the evidence.
 
 Each entry of :data:`DEMO_MODELS` is trained briefly from the ``demo`` preset, then its own
-maps are rendered for a few validation images (ground-truth class) and scored against the
-synthetic data's exact evidence masks: the share of map mass on the evidence, next to what
-a uniform map would get. Later models add themselves to :data:`DEMO_MODELS`.
+maps are rendered for a few validation images and scored against the synthetic data's exact
+evidence masks: the share of map mass on the evidence, next to what a uniform map would get.
+A positive model is explained for the ground-truth class ("why c"); a negative SCOUTER for
+the least likely class ("why not c": its evidence against that class is the true object).
+Later models add themselves to :data:`DEMO_MODELS`.
 """
 from __future__ import annotations
 
@@ -19,8 +21,13 @@ from .engine import train
 from .explain import denormalize, explain_batch, render_batch
 from .models.loading import load_for_inference
 
-#: model name → config overrides on top of the ``demo`` preset.
-DEMO_MODELS: dict[str, dict[str, Any]] = {"fc": {"model": "fc"}}
+#: demo name → config overrides on top of the ``demo`` preset, the class policy its pictures
+#: and score use, and (``use_pre``) the demo model whose backbone initializes it.
+DEMO_MODELS: dict[str, dict[str, Any]] = {
+    "fc": {"overrides": {"model": "fc"}, "policy": "gt"},
+    "scouter+": {"overrides": {"model": "scouter", "model_options": {"sign": 1}}, "policy": "gt", "use_pre": "fc"},
+    "scouter-": {"overrides": {"model": "scouter", "model_options": {"sign": -1}}, "policy": "least", "use_pre": "fc"},
+}
 #: Validation images rendered per model.
 NUM_PICTURES = 8
 #: Validation images scored against the evidence masks per model.
@@ -33,13 +40,13 @@ def evidence_mass(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (maps * masks).flatten(1).sum(1) / total
 
 
-def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any]) -> dict[str, float]:
+def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], policy: str = "gt") -> dict[str, Any]:
     """Render a few validation explanations of the run's best model and score its maps."""
     loaded = load_for_inference(run_dir)
     val = build_dataset("synthetic", "val", **data_options)
     val.transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
     batch = collate([val[i] for i in range(min(NUM_SCORED, len(val)))])
-    result = explain_batch(loaded.model, batch["image"], policy="gt", labels=batch["label"],
+    result = explain_batch(loaded.model, batch["image"], policy=policy, k=1, labels=batch["label"],
                            normalization="per-class")
     mass = evidence_mass(result["maps"][:, 0], batch["mask"].float())
     shown = slice(0, NUM_PICTURES)
@@ -47,7 +54,8 @@ def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any]) -> 
     picked = {key: value[shown] for key, value in result.items() if torch.is_tensor(value)}
     render_batch({**result, **picked}, pictures, loaded.classes, out / "pictures",
                  [f"val{i:03d}" for i in range(pictures.shape[0])])
-    return {"evidence_mass": mass.mean().item(), "evidence_mass_uniform": batch["mask"].float().mean().item()}
+    return {"evidence_mass": mass.mean().item(), "evidence_mass_uniform": batch["mask"].float().mean().item(),
+            "explained_class": policy}
 
 
 def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None, backbone: str | None = None,
@@ -58,14 +66,16 @@ def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None, 
     """
     out = Path(out)
     summary: dict[str, Any] = {"dataset": "synthetic", "models": {}}
-    for name, overrides in DEMO_MODELS.items():
+    for name, entry in DEMO_MODELS.items():
         run_dir = out / name
-        cfg = resolve_config(preset="demo", overrides={**overrides, "out": str(run_dir), "epochs": epochs,
-                                                      "backbone": backbone, "accelerator": accelerator})
+        use_pre = str(out / entry["use_pre"]) if "use_pre" in entry else None
+        cfg = resolve_config(preset="demo", overrides={**entry["overrides"], "out": str(run_dir), "epochs": epochs,
+                                                      "backbone": backbone, "accelerator": accelerator,
+                                                      "use_pre": use_pre})
         if samples is not None:
             cfg.data_options = {**cfg.data_options, "num_samples": samples}
         trained = train(cfg)
-        scores = score_and_render(run_dir, run_dir, cfg.data_options)
+        scores = score_and_render(run_dir, run_dir, cfg.data_options, entry["policy"])
         summary["models"][name] = {
             "val_acc1": trained["val_acc1"], "best_val_acc1": trained["best_val_acc1"],
             "images_per_s": trained["images_per_s"], **scores,
