@@ -7,6 +7,8 @@ digit) are shuffled with a fixed seed, split 4,000 / 1,000 and written in the or
 format, so the real ``mnist`` loader reads them.
 
     python benchmarks/mnist_accuracy.py --epochs 3 --out runs/mnist-bench
+    python benchmarks/mnist_accuracy.py --model scouter --model-opt sign=1 --output-stride 8 \
+        --use-pre runs/mnist-fc/run --out runs/mnist-scouter-pos
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from seethrough.config import resolve_config
 from seethrough.data.mnist import write_idx
@@ -48,11 +51,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--model", default="fc")
+    parser.add_argument("--model-opt", action="append", default=[], help="KEY=VALUE (YAML value), repeatable")
+    parser.add_argument("--output-stride", type=int, default=None)
+    parser.add_argument("--stem", default=None, help="'mnist' for SCOUTER's MNIST stem")
+    parser.add_argument("--use-pre", default=None, help="FC run whose backbone initializes this model")
     args = parser.parse_args()
+    model_options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.model_opt)}
     out = Path(args.out)
     data = write_mnist(out / "idx")
     cfg = resolve_config(overrides=dict(
-        data=f"mnist:{data}", model="fc", backbone=args.backbone, in_chans=1, img_size=args.img_size,
+        data=f"mnist:{data}", model=args.model, model_options=model_options, backbone=args.backbone, in_chans=1,
+        img_size=args.img_size, output_stride=args.output_stride, stem=args.stem, use_pre=args.use_pre,
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, scheduler="cosine", workers=2,
         out=str(out / "run"), progress=False,
     ))

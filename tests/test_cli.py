@@ -137,3 +137,21 @@ def test_two_process_cpu_ddp_run_trains(tmp_path):
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [h for h in history if h["event"] == "epoch"]
     assert epochs[0]["train_samples"] == 32  # both ranks' samples counted once each
+
+
+def test_convert_an_official_scouter_checkpoint(tmp_path):
+    import torch
+
+    import seethrough
+
+    ours = seethrough.create_model("scouter", num_classes=3, backbone="test_efficientnet", slots_per_class=2)
+    official = {k.replace("backbone.body.", "backbone."): v for k, v in ours.state_dict().items()}
+    torch.save({"model": official}, tmp_path / "ckpt.pth")
+    result = invoke("convert", "scouter", tmp_path / "ckpt.pth", "--out", tmp_path / "m",
+                    "--opt", "backbone=test_efficientnet", "--opt", "num_classes=3")
+    assert result.exit_code == 0, result.output
+    loaded = seethrough.from_pretrained(tmp_path / "m").eval()
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x).logits, ours.eval()(x).logits)
+    bad = invoke("convert", "scouter", tmp_path / "ckpt.pth", "--out", tmp_path / "m2")
+    assert bad.exit_code == 2 and "backbone" in bad.output

@@ -177,6 +177,25 @@ def demo(
 
 
 @app.command()
+def convert(
+    kind: str = typer.Argument(..., help="Which original wrote the checkpoint, e.g. scouter."),
+    checkpoint: Path = typer.Argument(..., help="The original's checkpoint file."),
+    out: Path = typer.Option(..., help="Directory for config.json + model.safetensors + README.md."),
+    opt: Optional[List[str]] = typer.Option(None, "--opt", help="KEY=VALUE the checkpoint does not record, e.g. backbone=resnest50d."),
+) -> None:
+    """Convert an original implementation's checkpoint into a seethrough model directory."""
+    from .models.official import from_official
+
+    try:
+        model = from_official(kind, checkpoint, **_parse_set(opt, "--opt"))
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        _fail(err)
+    model.save_pretrained(out, converted_from=f"{kind}:{checkpoint}")
+    console.print(f"wrote {out}/ ({model.config['name']}, backbone {model.config['backbone']}, "
+                  f"{model.config['num_classes']} classes)")
+
+
+@app.command()
 def presets() -> None:
     """List the shipped presets (use with `seethrough train --preset NAME`)."""
     from .config import list_presets, preset_description

@@ -96,3 +96,13 @@ def test_scouter_trains_through_the_engine_and_logs_both_loss_terms(tiny_config)
     steps = [json.loads(l) for l in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()
              if json.loads(l)["event"] == "train_step"]
     assert summary["epochs"] == 1 and {"nll", "area", "loss"} <= set(steps[-1])
+
+
+@pytest.mark.parametrize("slots_per_class", [1, 3])
+def test_every_class_map_is_non_zero(slots_per_class):
+    """The FACT reproduction's merge bug zeroed every class map but class 0."""
+    torch.manual_seed(0)
+    model = seethrough.create_model("scouter", num_classes=4, backbone="test_efficientnet", output_stride=8,
+                                    slots_per_class=slots_per_class).eval()
+    maps = model(torch.randn(2, 3, 64, 64)).maps
+    assert (maps.flatten(2).sum(-1) > 0).all()
