@@ -104,3 +104,14 @@ def test_bf16_mixed_precision_trains_on_cpu(tiny_config):
     weights = final_weights(summary["checkpoint"].rsplit("/", 1)[0])
     assert all(torch.isfinite(w.float()).all() for w in weights.values())
     assert weights["fc.weight"].dtype == torch.float32  # mixed precision keeps fp32 master weights
+
+
+def test_scouter_nan_message_names_the_safe_normalization(tiny_config, monkeypatch):
+    original = Trainer.train_step
+
+    def poisoned(self, batch):
+        return original(self, dict(batch, image=batch["image"] * float("nan")))
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    with pytest.raises(NonFiniteLossError, match="--model-opt normalization=safe"):
+        train(tiny_config(model="scouter", epochs=1))
