@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -102,10 +101,6 @@ def rounds_for_verdict(clean: list[int], repeats: int) -> tuple[list[int], bool]
     at least 3 (and not all) are clean, else all rounds."""
     use_clean = 3 <= len(clean) < repeats
     return (clean if use_clean else list(range(repeats))), use_clean
-
-
-def median_or_none(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
 
 
 # --------------------------------------------------------------------------- memory

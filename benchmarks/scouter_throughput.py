@@ -40,10 +40,11 @@ target class count) with torch.profiler, and times the head alone (``head_forwar
 so the head's share of a step is visible; the head's ops are printed grouped by input
 shape (which tells the xSlot's K×N einsums from the GRU over B·K rows).
 
-Example (about 6 minutes on 2 shared vCPUs)::
+Example (5.5 minutes on 2 shared vCPUs, 1 thread; resnet50 with ``--repeats 5``: 7.5 minutes)::
 
     python benchmarks/scouter_throughput.py --backbone resnet18 --img-size 224 --batch-size 16 \\
-        --output-stride 32 --classes 10 100 1000 --steps 2 --warmup 1 --repeats 5 --threads 1
+        --output-stride 32 --classes 10 100 1000 --steps 1 --warmup 1 --repeats 9 --threads 1 \\
+        --profile 2 --profile-classes 1000
 """
 from __future__ import annotations
 
@@ -93,9 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden-dim", type=int, default=64)
     p.add_argument("--slots-per-class", type=int, default=1)
     p.add_argument("--iters", type=int, default=3)
-    p.add_argument("--steps", type=int, default=2, help="timed steps per model per round")
+    p.add_argument("--steps", type=int, default=1, help="timed steps per model per round")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per model before the rounds")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--repeats", type=int, default=9, help="interleaved rounds")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -290,11 +291,38 @@ def profile(args, device, image, labels, models) -> dict:
         with torch_profile(activities=activities, record_shapes=True) as prof:
             head_step(args.profile)
             sync(device)
-        head_table = prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=25)
+        averages = prof.key_averages(group_by_input_shape=True)
+        head_table = averages.table(sort_by=sort, row_limit=25)
+        slots = c * args.slots_per_class
+        families = head_families(averages, rows=args.batch_size * slots, slots=slots, device=device)
         out[name] = {"classes": c, "head_ms_per_step": 1e3 * statistics.median(head_s),
                      "step_ms": 1e3 * statistics.median(full_s),
                      "head_share": statistics.median(head_s) / statistics.median(full_s),
+                     "head_families_ms_per_step": {k: v / args.profile for k, v in families.items()},
                      "step_table": step_table, "head_table": head_table}
+    return out
+
+
+FAMILIES = {
+    "gru": "GRU over B·K rows (its matmuls, gates, copies)",
+    "slots": "other tensors over the K slots (K×N einsums, normalize, sigmoid, K×d sums; fc: the C×h×w CAM)",
+    "other": "other shaped ops (conv1x1 + ReLU, position encoding, to_k, pooling, loss)",
+    "unshaped": "ops without tensor shapes (cat of tensor lists, einsum/autograd wrappers)",
+}
+
+
+def head_families(averages, *, rows: int, slots: int, device: torch.device) -> dict[str, float]:
+    """Self time (ms) of the head-alone profile, grouped by the shapes an op touched: any dim
+    equal to B·K → the GRU (it runs on B·K rows of d), any dim equal to K → the K-slot
+    tensors (einsums over K×N, normalize, sigmoid, ...), other shapes, no shapes. (A dim that
+    equals B·K or K by coincidence would be misfiled; the table above shows the shapes.)"""
+    out = dict.fromkeys(FAMILIES, 0.0)
+    for e in averages:
+        us = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
+        dims = {d for shape in (e.input_shapes or []) if isinstance(shape, (list, tuple)) for d in shape
+                if isinstance(d, int)}
+        key = ("gru" if rows in dims else "slots" if slots in dims else "other" if dims else "unshaped")
+        out[key] += us / 1e3
     return out
 
 
@@ -398,6 +426,13 @@ def print_report(summary: dict, profiles: dict) -> None:
         for name, p in profiles.items():
             print(f"  {name:<12} at {p['classes']} classes: head {p['head_ms_per_step']:.1f} ms of a "
                   f"{p['step_ms']:.1f} ms step ({100 * p['head_share']:.1f} %)")
+        print("head-alone profile, self time per step by the shapes the ops touched (profiler overhead included):")
+        for name, p in profiles.items():
+            fam = p["head_families_ms_per_step"]
+            total = sum(fam.values())
+            print(f"  {name:<12} " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f} %)" for k, v in fam.items()))
+        for k, text in FAMILIES.items():
+            print(f"    {k}: {text}")
 
 
 def c_ns(config: dict) -> argparse.Namespace:

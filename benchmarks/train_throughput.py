@@ -87,7 +87,6 @@ from _timing import (  # noqa: E402  (shared with the other side-by-side benchma
     run_probe,
     start_peak_memory,
     sync,
-    timed,
 )
 
 TARGET = 0.95

@@ -72,11 +72,12 @@ class XSlot(nn.Module):
         b, _, d = values.shape
         k = self.to_k(keys)
         slots = self.initial_slots.expand(b, -1, -1)
-        for _ in range(self.iters):
+        for step in range(self.iters):
             dots = torch.einsum("bid,bjd->bij", slots, k) * d ** -0.5
             attn = torch.sigmoid(self.normalize(dots))
             updates = torch.einsum("bjd,bij->bid", values, attn) / d
-            slots = self.gru(updates.reshape(1, -1, d), slots.reshape(1, -1, d))[0].reshape(b, -1, d)
+            if step < self.iters - 1:  # the last GRU output is never used (the scores use U and A)
+                slots = self.gru(updates.reshape(1, -1, d), slots.reshape(1, -1, d))[0].reshape(b, -1, d)
         per_class = updates.reshape(b, self.num_classes, self.slots_per_class, d).sum(dim=(2, 3))
         return self.sign * per_class, attn
 
