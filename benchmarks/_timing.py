@@ -198,3 +198,18 @@ def drop_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
             continue
         out.append(a)
     return out
+
+
+def setup_torch(args) -> torch.device:
+    """Apply ``--threads`` and return the ``--device``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return torch.device(args.device)
+
+
+def write_json(path: Path | None, summary: dict) -> None:
+    """Write ``summary`` to ``--json PATH`` when given."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2))
+        print(f"wrote {path}")

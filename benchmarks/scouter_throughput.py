@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -63,6 +62,8 @@ import seethrough
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import (  # noqa: E402  (shared with the other side-by-side benchmarks)
     clean_rounds,
+    setup_torch,
+    write_json,
     drop_values,
     interleaved_rounds,
     machine,
@@ -327,12 +328,6 @@ def head_families(averages, *, rows: int, slots: int, device: torch.device) -> d
 
 
 # --------------------------------------------------------------------------- report
-def setup_torch(args: argparse.Namespace) -> torch.device:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return torch.device(args.device)
-
-
 def summarize(args, per_round, cpu_use, models, mem, info, logit_check) -> dict:
     names = model_names(args)
     rows = {}
@@ -471,10 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     if profiles:
         summary["profile"] = profiles
     print_report(summary, profiles)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
-        print(f"wrote {args.json}")
+    write_json(args.json, summary)
     return 0
 
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import statistics
 import sys
@@ -79,6 +78,8 @@ from seethrough.engine import Trainer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import (  # noqa: E402  (shared with the other side-by-side benchmarks)
     clean_rounds,
+    setup_torch,
+    write_json,
     drop_values as _drop_values,
     interleaved_rounds,
     machine,
@@ -126,12 +127,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available")
     return args
-
-
-def setup_torch(args: argparse.Namespace) -> torch.device:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return torch.device(args.device)
 
 
 def effective_precision(args: argparse.Namespace) -> str:
@@ -470,10 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n--- torch.profiler, {args.profile} steps of {v} ({VARIANTS[v]}) ---\n{table}")
         summary.setdefault("profile", {})[v] = table
     print_table(summary)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
-        print(f"wrote {args.json}")
+    write_json(args.json, summary)
     return 0
 
 

@@ -31,3 +31,8 @@ def test_forward_rejects_non_image_batches():
     model = seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet")
     with pytest.raises(ValueError, match="B×C×H×W"):
         model(torch.randn(3, 32, 32))
+
+
+def test_unknown_option_names_the_valid_backbone_options():
+    with pytest.raises(ValueError, match=r"model 'fc' got unknown options \['slots_per_class'\].*in_chans, output_stride"):
+        seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet", slots_per_class=2)

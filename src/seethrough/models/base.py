@@ -52,3 +52,23 @@ class SeeThroughModel(nn.Module):
         from .hub import save_pretrained
 
         return save_pretrained(self, directory, **card)
+
+
+#: Options every head passes to its :class:`Backbone`, with their defaults (recorded in ``config``).
+BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "stem": None}
+
+
+def build_model(cls: type[SeeThroughModel], name: str, *, num_classes: int, backbone: str, pretrained: bool,
+                backbone_options: dict, **head_config) -> SeeThroughModel:
+    """Construct ``cls(config, Backbone(...))`` with a ``config`` that rebuilds it exactly.
+
+    ``backbone_options`` are the keyword arguments a registered constructor did not name
+    itself; anything that is not a backbone option is refused, naming the valid ones.
+    """
+    unknown = sorted(set(backbone_options) - set(BACKBONE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"model {name!r} got unknown options {unknown}; backbone options are "
+                         f"{', '.join(BACKBONE_DEFAULTS)}; the model's own options are listed in its docstring")
+    options = {**BACKBONE_DEFAULTS, **backbone_options}
+    config = dict(name=name, num_classes=num_classes, backbone=backbone, **options, **head_config)
+    return cls(config, Backbone(backbone, pretrained=pretrained, **options))

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbone import Backbone
-from ..base import SeeThroughModel
+from ..base import SeeThroughModel, build_model
 from ..output import ModelOutput
 from ..registry import register_model
 
@@ -49,21 +49,10 @@ class FCBaseline(SeeThroughModel):
 
 
 @register_model("fc")
-def fc(
-    *,
-    num_classes: int,
-    backbone: str = "resnet18",
-    pretrained: bool = False,
-    in_chans: int = 3,
-    output_stride: int | None = None,
-    freeze_layers: int = 0,
-    stem: str | None = None,
-) -> FCBaseline:
-    """The FC baseline of SCOUTER (``--use_slot false``), with CAM explanations."""
-    config = dict(
-        name="fc", num_classes=num_classes, backbone=backbone, in_chans=in_chans,
-        output_stride=output_stride, freeze_layers=freeze_layers, stem=stem,
-    )
-    body = Backbone(backbone, pretrained=pretrained, in_chans=in_chans,
-                    output_stride=output_stride, freeze_layers=freeze_layers, stem=stem)
-    return FCBaseline(config, body)
+def fc(*, num_classes: int, backbone: str = "resnet18", pretrained: bool = False, **backbone_options) -> FCBaseline:
+    """The FC baseline of SCOUTER (``--use_slot false``), with CAM explanations.
+
+    ``backbone_options``: ``in_chans``, ``output_stride``, ``freeze_layers``, ``stem`` (see :class:`Backbone`).
+    """
+    return build_model(FCBaseline, "fc", num_classes=num_classes, backbone=backbone, pretrained=pretrained,
+                       backbone_options=backbone_options)

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbone import Backbone
-from ..base import SeeThroughModel
+from ..base import SeeThroughModel, build_model
 from ..output import ModelOutput
 from ..position import sine_position_encoding
 from ..registry import register_model
@@ -119,10 +119,6 @@ def scouter(
     num_classes: int,
     backbone: str = "resnet18",
     pretrained: bool = False,
-    in_chans: int = 3,
-    output_stride: int | None = None,
-    freeze_layers: int = 0,
-    stem: str | None = None,
     slots_per_class: int = 1,
     hidden_dim: int = HIDDEN_DIM,
     iters: int = ITERS,
@@ -132,8 +128,12 @@ def scouter(
     lambda_value: float = 1.0,
     power: float = 1.0,
     normalization: str = "official",
+    **backbone_options,
 ) -> Scouter:
-    """SCOUTER+ (``sign=1``) or SCOUTER− (``sign=-1``; the original's ``loss_status`` is accepted)."""
+    """SCOUTER+ (``sign=1``) or SCOUTER− (``sign=-1``; the original's ``loss_status`` is accepted).
+
+    ``backbone_options``: ``in_chans``, ``output_stride``, ``freeze_layers``, ``stem`` (see :class:`Backbone`).
+    """
     if sign is not None and loss_status is not None and sign != loss_status:
         raise ValueError(f"sign={sign} and loss_status={loss_status} disagree; give one of them")
     sign = sign if sign is not None else (loss_status if loss_status is not None else 1)
@@ -150,10 +150,7 @@ def scouter(
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    config = dict(name="scouter", num_classes=num_classes, backbone=backbone, in_chans=in_chans,
-                  output_stride=output_stride, freeze_layers=freeze_layers, stem=stem, slots_per_class=slots_per_class,
-                  hidden_dim=hidden_dim, iters=iters, to_k_layer=to_k_layer, sign=sign,
-                  lambda_value=lambda_value, power=power, normalization=normalization)
-    body = Backbone(backbone, pretrained=pretrained, in_chans=in_chans, output_stride=output_stride,
-                    freeze_layers=freeze_layers, stem=stem)
-    return Scouter(config, body)
+    return build_model(Scouter, "scouter", num_classes=num_classes, backbone=backbone, pretrained=pretrained,
+                       backbone_options=backbone_options, slots_per_class=slots_per_class, hidden_dim=hidden_dim,
+                       iters=iters, to_k_layer=to_k_layer, sign=sign, lambda_value=lambda_value, power=power,
+                       normalization=normalization)
