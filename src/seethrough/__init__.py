@@ -16,5 +16,10 @@ from .models import (  # noqa: E402
     list_models,
     register_model,
 )
+from .explanations.api import explain, list_explainers  # noqa: E402
+from . import metrics  # noqa: E402
 
-__all__ = ["ModelOutput", "__version__", "create_model", "from_official", "from_pretrained", "list_models", "register_model"]
+__all__ = [
+    "ModelOutput", "__version__", "create_model", "explain", "from_official", "from_pretrained", "list_explainers",
+    "list_models", "metrics", "register_model",
+]

@@ -141,7 +141,7 @@ def explain(
     cmap: str = typer.Option("jet", help="Matplotlib colormap."),
 ) -> None:
     """Overlay each image with the model's own evidence maps for the chosen classes."""
-    from .explain.files import explain_files
+    from .explanations.files import explain_files
 
     try:
         indices = [int(c) for c in classes.split(",")] if classes else None

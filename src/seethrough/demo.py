@@ -18,7 +18,7 @@ import torch
 from .config import resolve_config
 from .data import build_dataset, build_transform, collate
 from .engine import train
-from .explain import denormalize, explain_batch, render_batch
+from .explanations import denormalize, explain_batch, render_batch
 from .models.loading import load_for_inference
 
 #: demo name → config overrides on top of the ``demo`` preset, the class policy its pictures

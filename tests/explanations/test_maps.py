@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seethrough.explain import gather, normalize, upsample
+from seethrough.explanations import gather, normalize, upsample
 
 
 def _two_class_maps():

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import seethrough
-from seethrough.explain import SUMMARY_FILENAME, denormalize, explain_batch, normalize, render_batch
+from seethrough.explanations import SUMMARY_FILENAME, denormalize, explain_batch, normalize, render_batch
 
 NUM_CLASSES, SIZE, BATCH = 5, 32, 2
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -1,6 +1,6 @@
 """Explanations: which classes, their maps made viewable, and pictures of them.
 
-    from seethrough.explain import explain_batch, render_batch, denormalize
+    from seethrough.explanations import explain_batch, render_batch, denormalize
 
     result = explain_batch(model, images, policy="pred", k=3)     # one forward pass
     pictures = denormalize(images, mean, std)                     # B×H×W×3 uint8

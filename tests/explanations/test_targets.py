@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from seethrough.explain import POLICIES, select_classes
+from seethrough.explanations import POLICIES, select_classes
 
 LOGITS = torch.tensor([[0.1, 3.0, -2.0, 1.0], [5.0, -1.0, 0.0, 2.0]])
 

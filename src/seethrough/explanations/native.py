@@ -53,7 +53,7 @@ def explain_batch(
         model: a seethrough model (forward returns :class:`~seethrough.ModelOutput`).
         images: ``B×C×H×W`` normalized images.
         policy, k, labels, indices: which classes to explain, see
-            :func:`~seethrough.explain.targets.select_classes`.
+            :func:`~seethrough.explanations.targets.select_classes`.
         normalization: ``"joint"`` (official SCOUTER: min-max over all classes of the image,
             computed before the selected classes are picked), ``"per-class"`` or ``"none"``.
         sign: +1 if the maps show evidence for their class, -1 if against it (negative
@@ -109,7 +109,7 @@ def render_batch(
 
     Args:
         result: output of :func:`explain_batch` (maps normalized to ``[0, 1]``).
-        images_uint8: ``B×H×W×3`` uint8, e.g. from :func:`~seethrough.explain.render.denormalize`.
+        images_uint8: ``B×H×W×3`` uint8, e.g. from :func:`~seethrough.explanations.render.denormalize`.
         class_names: one name per class; ``None`` uses the class indices.
         out_dir: folder to write into (created).
         stems: one file-name stem per image.

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seethrough.explain import (
+from seethrough.explanations import (
     denormalize, overlay, safe_filename, save_explanation_grid, save_overlay,
 )
 
