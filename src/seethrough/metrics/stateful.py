@@ -57,9 +57,11 @@ class MetricSummary:
         return self.count + self.nan_count
 
     def mean_details(self) -> dict[str, torch.Tensor]:
-        """Mean over finite-valued samples of each detail tensor (e.g. the mean curve)."""
+        """Mean over finite-valued samples of each floating-point detail (e.g. the mean curve);
+        integer details (target classes, positions) are per-sample facts, not averaged."""
         keep = torch.isfinite(self.values)
-        return {key: value[keep].float().nanmean(dim=0) for key, value in self.details.items() if keep.any()}
+        return {key: value[keep].float().nanmean(dim=0) for key, value in self.details.items()
+                if keep.any() and value.is_floating_point()}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: name, mean, std, count, nan_count, total, protocol."""
