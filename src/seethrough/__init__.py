@@ -19,7 +19,16 @@ from .models import (  # noqa: E402
 from .explanations.api import explain, list_explainers  # noqa: E402
 from . import metrics  # noqa: E402
 
+
+def __getattr__(name: str):  # PEP 562: the evaluation suite imports Lightning, so load it on first use
+    if name == "evaluate":
+        from .suite import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'seethrough' has no attribute {name!r}")
+
+
 __all__ = [
-    "ModelOutput", "__version__", "create_model", "explain", "from_official", "from_pretrained", "list_explainers",
+    "ModelOutput", "__version__", "create_model", "evaluate", "explain", "from_official", "from_pretrained", "list_explainers",
     "list_models", "metrics", "register_model",
 ]

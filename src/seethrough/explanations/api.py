@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .maps import gather, normalize as normalize_maps
+from .maps import gather
 from .targets import select_classes
 
 #: An explainer: ``(model, images, targets, **options) -> B×h×w`` raw maps.
@@ -86,7 +86,7 @@ def resolve_targets(
             if labels is None:
                 raise ValueError('target policy "gt" explains the ground-truth class and needs labels=')
             return resolve_targets(model, images, labels)
-        with torch.no_grad(), _eval_mode(model):
+        with torch.no_grad(), eval_mode(model):
             logits = logits_of(model, images).float()
         return select_classes(logits, targets)[:, 0]
     chosen = torch.as_tensor(targets, dtype=torch.long, device=images.device).reshape(-1)
@@ -135,9 +135,9 @@ def explain(
     if key != "native" and normalize == "joint":
         raise ValueError('normalize="joint" needs every class map of the image, which only method="native" has; '
                          'use normalize="minmax" for post-hoc explainers')
-    explainer = _get_explainer(key)
+    explainer = get_explainer(key)
     classes = resolve_targets(model, images, targets, labels=labels)
-    with _eval_mode(model):
+    with eval_mode(model):
         if key == "native":
             raw = native_maps(model, images, classes, joint=normalize == "joint")
         else:
@@ -146,7 +146,7 @@ def explain(
         raise RuntimeError(f"explainer {method!r} returned shape {tuple(raw.shape)}, expected B×h×w")
     maps = raw.float()[:, None]
     if normalize == "minmax":
-        maps = normalize_maps(maps, "per-class")
+        maps = _minmax(maps)
     if upsample != "none" and maps.shape[-2:] != images.shape[-2:]:
         maps = F.interpolate(maps, size=tuple(images.shape[-2:]), mode=upsample,
                              **({} if upsample == "nearest" else {"align_corners": False}))
@@ -168,12 +168,26 @@ def native_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *
         raise TypeError(f"{type(model).__name__} returns no evidence maps; native explanations need a seethrough "
                         "model (forward returns ModelOutput). Use a post-hoc method such as method='gradcam'.")
     maps = output.maps.float()
+    bad = (targets < 0) | (targets >= maps.shape[1])
+    if bool(bad.any()):
+        raise ValueError(f"target class {int(targets[bad][0])} is out of range for a model with {maps.shape[1]} classes")
     if joint:
-        maps = normalize_maps(maps, "joint")
+        maps = _minmax(maps, dims=(1, 2, 3))
     return gather(maps, targets[:, None])[:, 0]
 
 
-class _eval_mode:
+def _minmax(maps: torch.Tensor, dims: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
+    """Min-max to [0, 1] over ``dims`` of a 4-d tensor; a constant map becomes zeros, and a map
+    with NaN or Inf becomes NaN (so metrics count it instead of the call failing)."""
+    finite = torch.isfinite(maps).all(dim=dims, keepdim=True)
+    clean = torch.where(finite, maps, torch.zeros_like(maps))
+    low = clean.amin(dim=dims, keepdim=True)
+    span = clean.amax(dim=dims, keepdim=True) - low
+    out = (clean - low) / torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(finite, out, torch.full_like(out, float("nan")))
+
+
+class eval_mode:
     """Context manager: model in eval mode, every submodule's training flag restored on exit."""
 
     def __init__(self, model: nn.Module):
@@ -190,7 +204,7 @@ class _eval_mode:
             module.training = training
 
 
-def _get_explainer(key: str) -> Explainer:
+def get_explainer(key: str) -> Explainer:
     _load_builtin_explainers()
     if key not in EXPLAINERS:
         raise ValueError(f"unknown explanation method {key!r}; valid: {', '.join(sorted(EXPLAINERS))}")

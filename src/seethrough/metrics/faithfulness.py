@@ -55,7 +55,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..explanations.api import _eval_mode
+from ..explanations.api import eval_mode
 from .inputs import check_images, check_maps, check_targets
 from .scoring import DEFAULT_BATCH_SIZE, SCORES, target_scores
 from .substrates import (RISE_BLUR_KERNEL_SIZE, RISE_BLUR_SIGMA, SUBSTRATES, SubstrateFn, blur_kernel2d,
@@ -172,7 +172,7 @@ def _causal_metric(mode: str, model, images, maps, targets, *, step, steps, subs
         base = make_substrate(x, substrate, kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel)
         start, finish = (x, base) if mode == "deletion" else (base, x)
         ranks = pixel_ranks(maps.to(images.device)[kept])
-        with _eval_mode(model):
+        with eval_mode(model):
             curves[kept] = perturbation_curves(model, start, finish, ranks, counts, targets[kept], score=score,
                                                batch_size=batch_size)
     values = auc(curves)
@@ -287,7 +287,7 @@ def masked_confidences(model: nn.Module, images: torch.Tensor, maps: torch.Tenso
         raise ValueError(f"std must be non-zero, got {list(std)}")
     mask = saliency_mask(maps.to(images.device), map_normalization)[:, None].to(images.dtype)
     masked = ((images * std_t + mean_t) * mask - mean_t) / std_t
-    with _eval_mode(model):
+    with eval_mode(model):
         scores = target_scores(model, torch.cat([images, masked]), torch.cat([targets, targets]), score="prob",
                                batch_size=batch_size)
     return scores[:batch], scores[batch:], finite.to(scores.device)

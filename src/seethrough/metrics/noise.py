@@ -12,6 +12,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+#: Random streams in use, one per consumer, so two consumers never share draws for a sample.
+INFIDELITY_STREAM = 11
+SENSITIVITY_STREAM = 12
+RANDOMIZATION_STREAM = 13
+RISE_STREAM = 0x52495345  # "RISE" in ASCII
+
 
 def sample_generator(seed: int, sample_id: int, stream: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch generator for one sample, seeded by ``(seed, sample_id, stream)``."""

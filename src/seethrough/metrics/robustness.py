@@ -73,9 +73,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..explanations.api import _eval_mode
+from ..explanations.api import eval_mode
 from .inputs import check_images, check_maps, check_sample_ids, check_targets
-from .noise import sample_generator
+from .noise import INFIDELITY_STREAM, SENSITIVITY_STREAM, sample_generator
 from .scoring import DEFAULT_BATCH_SIZE, SCORES, target_scores
 
 #: Infidelity perturbations (see module docstring).
@@ -118,8 +118,6 @@ SENSITIVITY_PRESETS: dict[str, dict[str, Any]] = {
 #: Noise streams of :func:`seethrough.metrics.noise.sample_generator` (one per metric family
 #: member, so infidelity and sensitivity of the same sample draw independent noise; max- and
 #: average-sensitivity share theirs, so avg ≤ max holds sample by sample).
-INFIDELITY_STREAM = 11
-SENSITIVITY_STREAM = 12
 
 #: ``(model, images, targets, sample_ids=None) -> B×H×W`` maps.
 ExplainFn = Callable[..., torch.Tensor]
@@ -147,10 +145,10 @@ def make_explainer(explainer: str | Callable[..., torch.Tensor] = "native",
     """
     options = dict(explain_options or {})
     if isinstance(explainer, str):
-        from ..explanations.api import _get_explainer, explain
+        from ..explanations.api import get_explainer, explain
 
         method = explainer
-        takes_ids = _takes_sample_ids(_get_explainer(method.lower())) and "sample_ids" not in options
+        takes_ids = _takes_sample_ids(get_explainer(method.lower())) and "sample_ids" not in options
 
         def run(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                 sample_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,7 +162,7 @@ def make_explainer(explainer: str | Callable[..., torch.Tensor] = "native",
         def run_callable(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                          sample_ids: torch.Tensor | None = None) -> torch.Tensor:
             extra = {"sample_ids": sample_ids} if takes_ids_callable and sample_ids is not None else {}
-            with _eval_mode(model):
+            with eval_mode(model):
                 return fn(model, images, targets, **options, **extra)
         return run_callable
     raise ValueError(f"explainer must be a method name of seethrough.explain or a callable "
@@ -299,7 +297,7 @@ def infidelity(
         gens = _generators(ids[active.cpu()], seed, INFIDELITY_STREAM, device if perturbation == "gaussian" else "cpu")
         dots = torch.zeros(count * n, dtype=torch.float64, device=device)    # IᵀΦ
         diffs = torch.zeros(count * n, dtype=torch.float64, device=device)   # f(x) − f(x − I)
-        with _eval_mode(model):
+        with eval_mode(model):
             clean = target_scores(model, x, t, score=score, batch_size=batch_size).double()
             for start, stop in _chunks(count * n, batch_size):
                 samples = torch.arange(start, stop, device=device) // n

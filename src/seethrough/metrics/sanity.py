@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from .inputs import check_images, check_maps, check_sample_ids, check_targets
-from .noise import sample_generator
+from .noise import RANDOMIZATION_STREAM, sample_generator
 from .robustness import explain_checked, make_explainer, require_model
 from .similarity import spearman, ssim
 
@@ -65,7 +65,6 @@ SIMILARITIES: tuple[str, ...] = ("spearman", "ssim")
 #: Re-initialization rules.
 INITS: tuple[str, ...] = ("reset", "normal")
 #: Noise stream of :func:`seethrough.metrics.noise.sample_generator` that seeds the layers.
-RANDOMIZATION_STREAM = 13
 #: Standard deviation of the fallback normal draw for a parameter without spread.
 FALLBACK_STD = 1.0
 

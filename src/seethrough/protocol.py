@@ -1,0 +1,178 @@
+"""Evaluation protocols: which classes, explainers and metrics, with every parameter written down.
+
+A protocol is a YAML mapping (presets in ``seethrough/protocols/``)::
+
+    targets: gt                    # explained class: gt | pred | least
+    negative_targets: least        # for "why not" models (negative SCOUTER, sign -1)
+    normalize: minmax              # seethrough.explain's normalize (before upsampling)
+    upsample: bilinear
+    examples: 6                    # overlays per explainer in the report
+    explainers: {native: {}, gradcam: {target_layer: backbone.model.layer4}}
+    metrics: {insertion: {steps: 28}, pointing_game: {tolerance: 15}}
+
+Precedence: preset (or file) < ``--explainers`` / ``--metrics`` selections < ``--set
+metric.param=value`` overrides. Unknown metric names, explainers and parameters are errors
+that list the valid ones, before any model runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .explanations.api import NORMALIZE_MODES, TARGET_POLICIES, UPSAMPLE_MODES, list_explainers
+from .metrics import METRIC_NAMES, Metric
+
+#: Package folder holding the protocol presets.
+PRESET_PACKAGE = "seethrough.protocols"
+#: Protocol used when none is named.
+DEFAULT_PROTOCOL = "default"
+#: Overlays per explainer in the report unless the protocol says otherwise.
+DEFAULT_EXAMPLES = 6
+#: Class explained for negative ("why not") models unless the protocol says otherwise: the least
+#: likely class, as the SCOUTER paper's figures, the ReScience and FACT reproductions and our
+#: demo do (the official test.py used label + 1).
+DEFAULT_NEGATIVE_TARGETS = "least"
+_KEYS = {"description", "targets", "negative_targets", "normalize", "upsample", "examples", "explainers", "metrics"}
+
+
+@dataclass
+class Protocol:
+    """A validated evaluation protocol (see the module docstring)."""
+
+    name: str
+    description: str = ""
+    targets: str = "gt"
+    negative_targets: str = DEFAULT_NEGATIVE_TARGETS
+    normalize: str = "minmax"
+    upsample: str = "bilinear"
+    examples: int = DEFAULT_EXAMPLES
+    explainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def build_metrics(self) -> dict[str, Metric]:
+        """One stateful :class:`~seethrough.metrics.Metric` per metric (fresh state)."""
+        return {name: Metric(name, **params) for name, params in self.metrics.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, with every metric's full parameter set (defaults filled in)."""
+        return {
+            "name": self.name, "description": self.description, "targets": self.targets,
+            "negative_targets": self.negative_targets,
+            "normalize": self.normalize, "upsample": self.upsample, "examples": self.examples,
+            "explainers": {name: dict(options) for name, options in self.explainers.items()},
+            "metrics": {name: metric.full_protocol for name, metric in self.build_metrics().items()},
+        }
+
+
+def list_protocols() -> list[str]:
+    """Names of the bundled protocol presets."""
+    return sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_protocol(
+    source: str | Path = DEFAULT_PROTOCOL,
+    *,
+    explainers: list[str] | None = None,
+    metrics: list[str] | None = None,
+    overrides: list[str] | None = None,
+    targets: str | None = None,
+    negative_targets: str | None = None,
+) -> Protocol:
+    """Load a preset name or a YAML file, then apply the command-line selections.
+
+    Args:
+        source: a preset (:func:`list_protocols`) or a path to a YAML file.
+        explainers, metrics: keep only these (in this order); names missing from the protocol
+            are added with default parameters.
+        overrides: ``"metric.param=value"`` or ``"explainer.option=value"`` strings (YAML values).
+        targets, negative_targets: override the protocol's target policies (for ordinary and for
+            negative, "why not", models).
+    """
+    name, raw = _read(source)
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ValueError(f"protocol {name}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_KEYS))}")
+    protocol = Protocol(
+        name=name, description=str(raw.get("description", "")), targets=str(raw.get("targets", "gt")),
+        negative_targets=str(raw.get("negative_targets", DEFAULT_NEGATIVE_TARGETS)),
+        normalize=str(raw.get("normalize", "minmax")), upsample=str(raw.get("upsample", "bilinear")),
+        examples=int(raw.get("examples", DEFAULT_EXAMPLES)),
+        explainers={str(k): dict(v or {}) for k, v in (raw.get("explainers") or {}).items()},
+        metrics={str(k): dict(v or {}) for k, v in (raw.get("metrics") or {}).items()},
+    )
+    if explainers is not None:
+        protocol.explainers = {name: protocol.explainers.get(name, {}) for name in explainers}
+    if metrics is not None:
+        protocol.metrics = {name: protocol.metrics.get(name, {}) for name in metrics}
+    if targets is not None:
+        protocol.targets = targets
+    if negative_targets is not None:
+        protocol.negative_targets = negative_targets
+    for item in overrides or []:
+        _apply_override(protocol, item)
+    validate(protocol)
+    return protocol
+
+
+def validate(protocol: Protocol) -> None:
+    """Raise a ValueError naming the first bad choice (and the valid ones)."""
+    where = f"protocol {protocol.name}"
+    _one_of(protocol.targets, TARGET_POLICIES, f"{where}: targets")
+    _one_of(protocol.negative_targets, TARGET_POLICIES, f"{where}: negative_targets")
+    _one_of(protocol.normalize, NORMALIZE_MODES, f"{where}: normalize")
+    _one_of(protocol.upsample, UPSAMPLE_MODES, f"{where}: upsample")
+    if protocol.examples < 0:
+        raise ValueError(f"{where}: examples must be >= 0, got {protocol.examples}")
+    if not protocol.explainers:
+        raise ValueError(f"{where}: no explainers; valid: {', '.join(list_explainers())}")
+    if not protocol.metrics:
+        raise ValueError(f"{where}: no metrics; valid: {', '.join(METRIC_NAMES)}")
+    for name in protocol.explainers:
+        _one_of(name.lower(), tuple(list_explainers()), f"{where}: explainer")
+        if protocol.normalize == "joint" and name.lower() != "native":
+            raise ValueError(f"{where}: normalize: joint applies to native maps only, not to {name}; use minmax")
+    for name in protocol.metrics:
+        _one_of(name, METRIC_NAMES, f"{where}: metric")
+    protocol.build_metrics()  # unknown parameters raise here, naming the valid ones
+
+
+def _read(source: str | Path) -> tuple[str, dict[str, Any]]:
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"protocol file {path} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        label = str(path)
+    else:
+        if str(source) not in list_protocols():
+            raise ValueError(f"unknown protocol {source!r}; presets: {', '.join(list_protocols())}, or a YAML file path")
+        data = yaml.safe_load(resources.files(PRESET_PACKAGE).joinpath(f"{source}.yaml").read_text()) or {}
+        label = str(source)
+    if not isinstance(data, dict):
+        raise ValueError(f"protocol {label} must be a YAML mapping, got {type(data).__name__}")
+    return label, data
+
+
+def _apply_override(protocol: Protocol, item: str) -> None:
+    key, sep, value = item.partition("=")
+    owner, dot, param = key.strip().partition(".")
+    if not sep or not dot or not param:
+        raise ValueError(f"--set {item!r}: expected metric.param=value or explainer.option=value "
+                         "(e.g. insertion.steps=28)")
+    parsed = yaml.safe_load(value)
+    if owner in protocol.metrics:
+        protocol.metrics[owner][param] = parsed
+    elif owner in protocol.explainers:
+        protocol.explainers[owner][param] = parsed
+    else:
+        raise ValueError(f"--set {item!r}: {owner!r} is not a metric or explainer of this protocol "
+                         f"(metrics: {', '.join(protocol.metrics)}; explainers: {', '.join(protocol.explainers)})")
+
+
+def _one_of(value: str, valid: tuple[str, ...], what: str) -> None:
+    if value not in valid:
+        raise ValueError(f"{what} {value!r} is not valid; valid: {', '.join(valid)}")
