@@ -68,6 +68,29 @@ def test_explain_writes_overlays_for_image_files(trained_run, tmp_path):
     assert (out / "img0_explanation.png").is_file()
 
 
+def test_explain_with_a_post_hoc_method_equals_seethrough_explain(trained_run, tmp_path):
+    import torch
+
+    import seethrough
+    from seethrough.explanations import explain_batch
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+    out = tmp_path / "gradcam"
+    result = invoke("explain", trained_run, path, "--out", out, "--k", "2", "--method", "gradcam")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "explanations.json").read_text())
+    assert summary["method"] == "gradcam" and summary["normalization"] == "minmax"
+    model = seethrough.from_pretrained(trained_run / "best").eval()
+    images = torch.randn(2, 3, 32, 32)
+    batch = explain_batch(model, images, policy="pred", k=2, method="gradcam")
+    for k in range(2):
+        expected = seethrough.explain(model, images, batch["classes"][:, k], method="gradcam")
+        torch.testing.assert_close(batch["maps"][:, k], expected)
+    bad = invoke("explain", trained_run, path, "--out", tmp_path / "y", "--method", "gradcom")
+    assert bad.exit_code == 2 and "gradcom" in bad.output
+
+
 def test_explain_missing_image_names_the_file(trained_run, tmp_path):
     result = invoke("explain", trained_run, tmp_path / "nope.png", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "nope.png" in result.output

@@ -139,8 +139,10 @@ def explain(
     normalization: str = typer.Option("joint", help="joint (over all classes, official) | per-class."),
     alpha: float = typer.Option(0.4, help="Overlay opacity."),
     cmap: str = typer.Option("jet", help="Matplotlib colormap."),
+    method: str = typer.Option("native", help="native (the model's own maps) or a post-hoc method: gradcam, scorecam, rise, ... (see `seethrough explainers`)."),
+    method_opt: Optional[List[str]] = typer.Option(None, "--method-opt", help="Explainer option KEY=VALUE, e.g. target_layer=backbone."),
 ) -> None:
-    """Overlay each image with the model's own evidence maps for the chosen classes."""
+    """Overlay each image with evidence maps for the chosen classes (the model's own, or post-hoc)."""
     from .explanations.files import explain_files
 
     try:
@@ -148,7 +150,8 @@ def explain(
         if indices is not None and policy == "pred":
             policy = "explicit"
         paths = explain_files(checkpoint, images, out, policy=policy, k=k, indices=indices, labels=label,
-                              normalization=normalization, alpha=alpha, cmap=cmap)
+                              normalization=normalization, alpha=alpha, cmap=cmap, method=method,
+                              method_options=_parse_set(method_opt, "--method-opt"))
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
     console.print(f"wrote {len(paths)} files to {out}/")

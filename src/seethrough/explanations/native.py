@@ -43,8 +43,11 @@ def explain_batch(
     indices: Sequence[int] | None = None,
     normalization: str = "joint",
     sign: int | None = None,
+    method: str = "native",
+    method_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Explain a batch with the model's own maps, from one forward pass.
+    """Explain a batch with the model's own maps, from one forward pass (or, with ``method``,
+    with a post-hoc explainer of :func:`seethrough.explain` for each chosen class).
 
     The model runs in eval mode under ``torch.no_grad()``; every submodule's training flag is
     restored afterwards (so stages kept in eval mode on purpose stay so).
@@ -59,6 +62,10 @@ def explain_batch(
         sign: +1 if the maps show evidence for their class, -1 if against it (negative
             SCOUTER). ``None`` takes ``model.config["sign"]`` when present, else +1. It does
             not change the maps; it is recorded and labels the rendered panels.
+        method: ``"native"`` or a post-hoc method (``"gradcam"``, ``"scorecam"``, ``"rise"``,
+            ...). Post-hoc maps are min-max normalized per map (``"joint"`` needs every class
+            map, which only native explanations have) unless ``normalization="none"``.
+        method_options: options of the post-hoc explainer (e.g. ``target_layer``).
 
     Returns:
         ``{"classes": B×K long, "probs": B×K softmax probabilities of those classes,
@@ -77,11 +84,20 @@ def explain_batch(
     logits = output.logits.float()
     classes = select_classes(logits, policy, k=k, labels=labels, indices=indices)
     probs = torch.softmax(logits, dim=1).gather(1, classes)
-    maps = gather(normalize(output.maps.float(), normalization), classes)
+    if method.lower() == "native":
+        maps = upsample(gather(normalize(output.maps.float(), normalization), classes), tuple(images.shape[-2:]))
+    else:
+        from .api import explain
+
+        mode = "none" if normalization == "none" else "minmax"
+        maps = torch.stack([explain(model, images, classes[:, index], method=method, normalize=mode,
+                                    **(method_options or {})) for index in range(classes.shape[1])], dim=1)
+        normalization = mode
     return {
         "classes": classes,
         "probs": probs,
-        "maps": upsample(maps, tuple(images.shape[-2:])),
+        "maps": maps,
+        "method": method,
         "logits": logits,
         "policy": policy,
         "normalization": normalization,
@@ -156,6 +172,7 @@ def render_batch(
         })
     summary = {
         "policy": result.get("policy"),
+        "method": result.get("method", "native"),
         "normalization": result.get("normalization"),
         "sign": sign,
         "alpha": alpha,
