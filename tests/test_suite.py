@@ -53,6 +53,8 @@ def test_evaluate_writes_every_result_file(runs, tmp_path):
     # the model's own normalization is filled into the pixel-space metrics and recorded
     assert fc["explainers"]["native"]["average_drop"]["protocol"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert summary["protocol"]["metrics"]["deletion"]["steps"] == 4
+    pointing = fc["explainers"]["gradcam"]["pointing_game"]
+    assert len(pointing["per_class"]) == 3 and 0.0 <= pointing["per_class_mean"] <= 1.0
     assert json.loads((out / "results.json").read_text()) == summary
     with (out / "samples.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -169,6 +169,8 @@ class _State:
                     for explainer, tracked in metrics.items()}
         summaries = {explainer: {name: summary for name, summary in tracked.items() if summary.total}
                      for explainer, tracked in computed.items()}
+        for tracked in summaries.values():
+            _add_per_class_mean(tracked, len(self.loaded.classes))
         for explainer, tracked in computed.items():
             for name, summary in tracked.items():
                 if not summary.total:
@@ -213,6 +215,18 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
             key = f"{explainer}/{name}"
             state.seconds[key] = state.seconds.get(key, 0.0) + time.perf_counter() - start
         _keep_examples(state, explainer, images, maps, targets, labels, logits, ids)
+
+
+def _add_per_class_mean(summaries: dict[str, Any], num_classes: int) -> None:
+    """The pointing game is reported as the mean of per-class accuracies (Zhang et al.), beside
+    the per-sample mean."""
+    summary = summaries.get("pointing_game")
+    if summary is not None and "target" in summary.details:
+        from .metrics.localization import per_class_mean
+
+        mean, per_class = per_class_mean(summary.values, summary.details["target"], num_classes)
+        summary.extra["per_class_mean"] = mean
+        summary.extra["per_class"] = per_class
 
 
 def _ground_truth(batch: dict, device: torch.device) -> dict[str, Any]:

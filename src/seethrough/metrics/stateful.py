@@ -51,6 +51,7 @@ class MetricSummary:
     sample_ids: torch.Tensor
     values: torch.Tensor
     details: dict[str, torch.Tensor] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -64,9 +65,11 @@ class MetricSummary:
                 if keep.any() and value.is_floating_point()}
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: name, mean, std, count, nan_count, total, protocol."""
+        """JSON-ready: name, mean, std, count, nan_count, total, protocol (and ``extra``
+        summaries such as the pointing game's per-class mean)."""
         return {"name": self.name, "mean": _json_float(self.mean), "std": _json_float(self.std),
                 "count": self.count, "nan_count": self.nan_count, "total": self.total,
+                **{key: _plain(value) for key, value in self.extra.items()},
                 "protocol": dict(self.protocol)}
 
 
@@ -183,9 +186,13 @@ def _json_float(value: float) -> float | None:
 
 
 def _plain(value: Any) -> Any:
-    """Protocol values as JSON-friendly Python objects."""
+    """Protocol values as JSON-friendly Python objects (NaN → None)."""
+    if isinstance(value, float):
+        return _json_float(value)
     if isinstance(value, torch.Tensor):
-        return value.tolist()
+        return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if callable(value):
