@@ -57,6 +57,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="Per-process batch size."),
     optimizer: Optional[str] = typer.Option(None, help="adamw | sgd."),
     lr: Optional[float] = typer.Option(None),
+    lr_backbone: Optional[float] = typer.Option(None, help="Backbone learning rate (DETR/INTR); default: --lr."),
     weight_decay: Optional[float] = typer.Option(None),
     scheduler: Optional[str] = typer.Option(None, help="step | multistep | cosine | none."),
     step_size: Optional[int] = typer.Option(None, help="StepLR period in epochs."),

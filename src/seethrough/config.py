@@ -48,6 +48,7 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adamw"
     lr: float = SCOUTER_LR
+    lr_backbone: float | None = None
     weight_decay: float = ADAMW_DEFAULT_DECAY
     momentum: float = 0.9
     scheduler: str = "step"
@@ -82,6 +83,7 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs", "at least 1"),
             (self.batch_size >= 1, "--batch-size", "at least 1"),
             (self.lr > 0, "--lr", "positive"),
+            (self.lr_backbone is None or self.lr_backbone > 0, "--lr-backbone", "positive (or omitted: same as --lr)"),
             (self.weight_decay >= 0, "--weight-decay", "zero or positive"),
             (self.img_size >= 8, "--img-size", "at least 8 pixels"),
             (self.in_chans in (1, 3), "--in-chans", "1 (grayscale) or 3 (RGB)"),

@@ -40,3 +40,24 @@ def test_schedules():
     cosine = lrs(TrainConfig(lr=1.0, scheduler="cosine", epochs=4), 4)
     assert cosine == pytest.approx([1.0, 0.853553, 0.5, 0.146447], abs=1e-5)
     assert lrs(TrainConfig(lr=1.0, scheduler="none", warmup_epochs=2), 3) == pytest.approx([0.5, 1, 1])
+
+
+def test_lr_backbone_gives_the_backbone_its_own_learning_rate_through_the_schedule():
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet")
+    cfg = TrainConfig(lr=1e-4, lr_backbone=1e-5, weight_decay=1e-6, scheduler="step", step_size=1, gamma=0.1)
+    opt = build_optimizer(model, cfg)
+    backbone = {id(p) for p in model.backbone.parameters()}
+    for group in opt.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= backbone or not ids & backbone          # no group mixes backbone and head
+        assert group["lr"] == (1e-5 if ids <= backbone else 1e-4)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    sched = build_scheduler(opt, cfg)
+    opt.step()
+    sched.step()
+    assert sorted({round(g["lr"], 12) for g in opt.param_groups}) == [1e-6, 1e-5]
+
+
+def test_lr_backbone_must_be_positive():
+    with pytest.raises(ValueError, match="--lr-backbone must be positive"):
+        TrainConfig(lr_backbone=0.0).validate()
