@@ -42,6 +42,7 @@ class TrainConfig:
     output_stride: int | None = None
     stem: str | None = None
     use_pre: str | None = None
+    init_from: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     # optimization
     epochs: int = 10

@@ -18,7 +18,7 @@ from lightning.fabric import Fabric
 
 from ..config import TrainConfig
 from ..models import create_model
-from ..models.loading import init_backbone_from
+from ..models.loading import init_backbone_from, init_model_from
 from .accuracy import TOPK, topk_correct
 from .checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .data import build_run_data, make_loader
@@ -77,6 +77,8 @@ class Trainer:
                              pretrained=cfg.pretrained, in_chans=cfg.in_chans,
                              freeze_layers=cfg.freeze_layers, output_stride=cfg.output_stride,
                              stem=cfg.stem, **cfg.model_options)
+        if cfg.init_from:
+            init_model_from(model, cfg.init_from)
         if cfg.use_pre:
             init_backbone_from(model, cfg.use_pre, classes=self.data.train.classes)
         optimizer = build_optimizer(model, cfg)

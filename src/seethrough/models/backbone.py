@@ -28,6 +28,9 @@ class Backbone(nn.Module):
         stem: ``"mnist"`` replaces a ResNet's ``conv1`` by SCOUTER's MNIST stem
             ``Conv2d(1, 64, 3, stride 2, padding 1, bias=False)`` (needs ``in_chans=1``); the
             replacement happens before freezing, as in the original.
+        frozen_bn: replace every BatchNorm by timm's frozen BatchNorm (statistics and affine
+            parameters become fixed buffers), as DETR and INTR train their ResNet-50; the
+            replacement keeps the loaded (pretrained) values and happens after ``stem``.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class Backbone(nn.Module):
         output_stride: int | None = None,
         freeze_layers: int = 0,
         stem: str | None = None,
+        frozen_bn: bool = False,
     ) -> None:
         super().__init__()
         kwargs: dict = {"in_chans": in_chans}
@@ -59,6 +63,8 @@ class Backbone(nn.Module):
         self.stage_names = _stage_names(self.body)
         if stem is not None:
             self._replace_stem(stem, in_chans)
+        if frozen_bn:
+            self.body = timm.layers.freeze_batch_norm_2d(self.body)
         self.freeze(freeze_layers)
 
     def _replace_stem(self, stem: str, in_chans: int) -> None:

@@ -55,7 +55,7 @@ class SeeThroughModel(nn.Module):
 
 
 #: Options every head passes to its :class:`Backbone`, with their defaults (recorded in ``config``).
-BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "stem": None}
+BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "stem": None, "frozen_bn": False}
 
 
 def build_model(cls: type[SeeThroughModel], name: str, *, num_classes: int, backbone: str, pretrained: bool,

@@ -94,3 +94,22 @@ def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[st
     if diffs:
         raise ValueError(f"use_pre {source} does not match this run: " + "; ".join(diffs))
     model.backbone.load_state_dict(pre.model.backbone.state_dict())
+
+
+def init_model_from(model: nn.Module, source: str | Path) -> None:
+    """``init_from``: start training from every weight of another seethrough model of the same
+    architecture — e.g. a DETR checkpoint converted for INTR (``seethrough convert detr ...``).
+
+    Refuses a model of another name, backbone or class count, naming what differs; the weights
+    must then match key for key and shape for shape.
+    """
+    if not Path(source).exists():
+        raise FileNotFoundError(f"init_from {source} not found: give a model directory (seethrough convert ... "
+                                "--out DIR, or save_pretrained), a run directory or a last.ckpt")
+    pre = load_for_inference(source).model
+    keys = ("name", "backbone", "num_classes", "in_chans", "stem")
+    ours, theirs = model.config, pre.config
+    diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
+    if diffs:
+        raise ValueError(f"init_from {source} does not match this run's model: " + "; ".join(diffs))
+    load_state_dict_checked(model, pre.state_dict(), source=str(source))
