@@ -71,3 +71,12 @@ def test_scouter_presets_follow_the_original_commands():
     assert (cub_pos.backbone, cub_pos.batch_size, cub_pos.epochs, cub_pos.use_pre) == ("resnest50d", 64, 150, "runs/fc-cub")
     mnist_neg = resolve_config(preset="scouter-mnist-neg")
     assert (mnist_neg.freeze_layers, mnist_neg.stem, mnist_neg.use_pre, mnist_neg.model_options["sign"]) == (3, "mnist", None, -1)
+
+
+def test_a_preset_extends_a_recipe_and_overrides_it():
+    from seethrough.config import load_preset
+
+    base, cub = load_preset("intr"), load_preset("intr-cub")
+    assert cub["num_classes"] == 200 and cub["out"] == "runs/intr-cub"
+    assert cub["model_options"] == base["model_options"] and cub["lr_backbone"] == base["lr_backbone"] == 1e-5
+    assert "extends" not in cub and "description" not in cub

@@ -53,7 +53,9 @@ def train(
     init_from: Optional[str] = typer.Option(None, help="Start from every weight of this model dir of the same architecture (e.g. `seethrough convert detr ...` for INTR)."),
     model_opt: Optional[List[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
     img_size: Optional[int] = typer.Option(None, help="Square input size in pixels."),
-    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter."),
+    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr)."),
+    resize: Optional[str] = typer.Option(None, help="square (resize to --img-size, SCOUTER) | detr (keep aspect: shorter side 800, max 1333; padded batches)."),
+    resize_opt: Optional[List[str]] = typer.Option(None, "--resize-opt", help="DETR resize option KEY=VALUE, e.g. eval_size=512."),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None, help="Per-process batch size."),
     optimizer: Optional[str] = typer.Option(None, help="adamw | sgd."),
@@ -81,7 +83,8 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Any config key KEY=VALUE (repeatable)."),
 ) -> None:
     """Train a model. Values: defaults < --preset < --config < flags."""
-    flags = {k: v for k, v in locals().items() if k not in {"config", "preset", "data_opt", "model_opt", "set_"}}
+    flags = {k: v for k, v in locals().items()
+             if k not in {"config", "preset", "data_opt", "model_opt", "resize_opt", "set_"}}
     from .config import resolve_config
     from .engine import train as run_training
 
@@ -90,6 +93,7 @@ def train(
             flags["devices"] = int(flags["devices"])
         flags["data_options"] = _parse_set(data_opt, "--data-opt") or None
         flags["model_options"] = _parse_set(model_opt, "--model-opt") or None
+        flags["resize_options"] = _parse_set(resize_opt, "--resize-opt") or None
         flags.update(_parse_set(set_, "--set"))
         cfg = resolve_config(preset=preset, config_file=config, overrides=flags)
     except (ValueError, FileNotFoundError) as err:
@@ -143,6 +147,8 @@ def explain(
     cmap: str = typer.Option("jet", help="Matplotlib colormap."),
     method: str = typer.Option("native", help="native (the model's own maps) or a post-hoc method: gradcam, scorecam, rise, ... (see `seethrough explainers`)."),
     method_opt: Optional[List[str]] = typer.Option(None, "--method-opt", help="Explainer option KEY=VALUE, e.g. target_layer=backbone."),
+    heads: bool = typer.Option(False, "--heads", help="Per-head strips (INTR): the --label class's query first, then its look-alikes up to --k."),
+    layer: int = typer.Option(-1, help="Decoder layer for --heads (-1: the last)."),
 ) -> None:
     """Overlay each image with evidence maps for the chosen classes (the model's own, or post-hoc)."""
     from .explanations.files import explain_files
@@ -151,6 +157,12 @@ def explain(
         indices = [int(c) for c in classes.split(",")] if classes else None
         if indices is not None and policy == "pred":
             policy = "explicit"
+        if heads:
+            from .explanations.files import explain_files_heads
+
+            paths = explain_files_heads(checkpoint, images, out, k=k, labels=label, layer=layer)
+            console.print(f"wrote {len(paths)} files to {out}/")
+            return
         paths = explain_files(checkpoint, images, out, policy=policy, k=k, indices=indices, labels=label,
                               normalization=normalization, alpha=alpha, cmap=cmap, method=method,
                               method_options=_parse_set(method_opt, "--method-opt"))

@@ -16,6 +16,11 @@ SCOUTER_LR, SCOUTER_STEP, SCOUTER_GAMMA, ADAMW_DEFAULT_DECAY = 1e-4, 70, 0.1, 0.
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("step", "multistep", "cosine", "none")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+#: Image geometries (seethrough.data.transforms.RESIZES; repeated so the config needs no torch):
+#: "square" resizes to img_size² (SCOUTER), "detr" keeps the aspect ratio (DETR / INTR).
+RESIZES = ("square", "detr")
+#: Augments that keep the "detr" geometry (the others crop or warp a square image).
+DETR_RESIZE_AUGMENTS = ("none", "flip", "detr")
 
 
 @dataclass
@@ -28,6 +33,8 @@ class TrainConfig:
     data_options: dict[str, Any] = field(default_factory=dict)
     img_size: int = 224
     augment: str = "none"
+    resize: str = "square"
+    resize_options: dict[str, Any] = field(default_factory=dict)
     mean: list[float] | None = None
     std: list[float] | None = None
     workers: int = 2
@@ -81,6 +88,7 @@ class TrainConfig:
             (self.scheduler in SCHEDULERS, "--scheduler", f"one of {', '.join(SCHEDULERS)}"),
             (self.precision in PRECISIONS, "--precision", f"one of {', '.join(PRECISIONS)}"),
             (self.on_bad_image in ("error", "skip"), "--on-bad-image", "'error' or 'skip'"),
+            (self.resize in RESIZES, "--resize", f"one of {', '.join(RESIZES)}"),
             (self.epochs >= 1, "--epochs", "at least 1"),
             (self.batch_size >= 1, "--batch-size", "at least 1"),
             (self.lr > 0, "--lr", "positive"),
@@ -101,7 +109,20 @@ class TrainConfig:
                 raise ValueError(f"{flag} must be {what}, got {getattr(self, name)!r}")
         if self.scheduler == "multistep" and not self.milestones:
             raise ValueError("--scheduler multistep needs --milestones (e.g. 30,60,90)")
+        self._validate_geometry()
         return self
+
+    def _validate_geometry(self) -> None:
+        """``augment`` and ``resize`` must agree; ``resize_options`` belong to ``resize: detr``."""
+        if self.augment == "detr" and self.resize != "detr":
+            raise ValueError(f"--augment detr (DETR's multiscale recipe) keeps the aspect ratio and needs "
+                             f"resize: detr, got resize {self.resize!r}; set resize: detr (the intr presets do)")
+        if self.resize == "detr" and self.augment not in DETR_RESIZE_AUGMENTS:
+            raise ValueError(f"--augment {self.augment} is defined on a square image; with resize: detr use one of "
+                             f"{', '.join(DETR_RESIZE_AUGMENTS)}, or resize: square")
+        if self.resize_options and self.resize != "detr":
+            raise ValueError(f"resize_options {sorted(self.resize_options)} apply only to resize: detr, "
+                             f"got resize {self.resize!r}")
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +162,10 @@ def list_presets() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+#: Preset key naming another preset whose values this one starts from (one recipe, many datasets).
+PRESET_EXTENDS = "extends"
+
+
 def load_preset(name: str) -> dict[str, Any]:
     """The config values of a shipped preset (see ``seethrough presets``)."""
     if name not in list_presets():
@@ -148,7 +173,15 @@ def load_preset(name: str) -> dict[str, Any]:
     text = (resources.files("seethrough") / "presets" / f"{name}.yaml").read_text()
     values = yaml.safe_load(text) or {}
     values.pop("description", None)
-    return values
+    parent = values.pop(PRESET_EXTENDS, None)
+    if parent is None:
+        return values
+    if parent == name:
+        raise ValueError(f"preset {name} extends itself")
+    merged = load_preset(parent)
+    for key, value in values.items():   # dict options merge, as everywhere in the config
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def preset_description(name: str) -> str:

@@ -98,17 +98,48 @@ class ImageDataset(Dataset):
             )
 
 
+#: Batch key of the B×H×W bool mask of padded pixels (True = padding, DETR's convention).
+PADDING_MASK = "padding_mask"
+
+
 def collate(samples: list[dict | None]) -> dict:
-    """Stack a batch; ``boxes`` stay a list (their count varies), skipped samples are counted."""
+    """Stack a batch; ``boxes`` stay a list (their count varies), skipped samples are counted.
+
+    Images of one size are stacked as they are, and the batch has no ``"padding_mask"``
+    (the square resize: batches exactly as before). Images of different sizes (DETR's
+    aspect-preserving resize) are zero-padded at the bottom and right to the largest height
+    and width of the batch, as DETR's ``nested_tensor_from_tensor_list``; then
+    ``batch["padding_mask"]`` is a B×H×W bool tensor, True on padded pixels. Ground-truth
+    masks are padded with False; boxes need no change, the origin stays at the top left.
+    Zero is the padding value after normalization (the mean colour), as in DETR.
+    """
     kept = [s for s in samples if s is not None]
     batch: dict = {"skipped": len(samples) - len(kept)}
     if not kept:
         return batch
-    batch["image"] = torch.stack([s["image"] for s in kept])
+    images = [s["image"] for s in kept]
+    shapes = {tuple(image.shape[-2:]) for image in images}
+    padded = len(shapes) > 1
+    height, width = max(h for h, _ in shapes), max(w for _, w in shapes)
+    batch["image"] = torch.stack([_pad_bottom_right(image, height, width) for image in images])
+    if padded:
+        batch[PADDING_MASK] = torch.stack([
+            ~_pad_bottom_right(torch.ones(image.shape[-2:], dtype=torch.bool), height, width) for image in images
+        ])
     batch["label"] = torch.tensor([s["label"] for s in kept], dtype=torch.long)
     batch["index"] = torch.tensor([s["index"] for s in kept], dtype=torch.long)
     batch["id"] = [s["id"] for s in kept]
     batch["boxes"] = [s["boxes"] for s in kept]
     if all(s.get("mask") is not None for s in kept):
-        batch["mask"] = torch.stack([s["mask"] for s in kept])
+        batch["mask"] = torch.stack([_pad_bottom_right(s["mask"], height, width) for s in kept])
     return batch
+
+
+def _pad_bottom_right(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``tensor`` (…×h×w) placed at the top left of a zero (False) …×``height``×``width`` canvas."""
+    h, w = tensor.shape[-2:]
+    if (h, w) == (height, width):
+        return tensor
+    canvas = tensor.new_zeros((*tensor.shape[:-2], height, width))
+    canvas[..., :h, :w] = tensor
+    return canvas

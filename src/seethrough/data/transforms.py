@@ -1,8 +1,18 @@
 """Joint transforms: the image, its boxes and its mask move together (torchvision v2
-``tv_tensors``), so ground truth stays aligned through resize, crop and flip."""
+``tv_tensors``), so ground truth stays aligned through resize, crop and flip.
+
+Two geometries (``resize``): ``"square"`` (SCOUTER: every image becomes ``img_size``²) and
+``"detr"`` (DETR / INTR, facebookresearch/detr datasets/coco.py ``make_coco_transforms``:
+the aspect ratio is kept and the shorter side is set, so images of a batch differ in size
+and :func:`seethrough.data.base.collate` pads them and returns a ``padding_mask``).
+
+All randomness comes from torch's global RNG (never Python's ``random``, which DETR uses), so
+:class:`seethrough.engine.sampling.SeededDataset` seeds it per ``(seed, epoch, index)``.
+"""
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -14,8 +24,24 @@ from .base import RawSample
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-Augment = Literal["none", "flip", "crop-flip", "scouter"]
-AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter")
+Augment = Literal["none", "flip", "crop-flip", "scouter", "detr"]
+AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr")
+Resize = Literal["square", "detr"]
+RESIZES: tuple[str, ...] = ("square", "detr")
+#: Augments that keep DETR's aspect-preserving geometry (the others are defined on the square).
+DETR_RESIZE_AUGMENTS: tuple[str, ...] = ("none", "flip", "detr")
+
+#: DETR's training scales (make_coco_transforms): shorter side 480, 512, …, 800 and the cap
+#: on the longer side.
+DETR_SCALES: tuple[int, ...] = tuple(range(480, 801, 32))
+DETR_MAX_SIZE = 1333
+#: DETR's crop branch: RandomResize([400, 500, 600]) then RandomSizeCrop(384, 600).
+DETR_CROP_SCALES: tuple[int, ...] = (400, 500, 600)
+DETR_CROP_MIN_SIZE, DETR_CROP_MAX_SIZE = 384, 600
+#: DETR's evaluation resize: RandomResize([800], max_size=1333).
+DETR_EVAL_SIZE = 800
+#: RandomSelect: probability of the plain multiscale branch (else the crop branch).
+DETR_SELECT_P = 0.5
 
 #: RandomResizedCrop scale range for "crop-flip" (as SCOUTER's --aug affine scale 0.8–1).
 CROP_SCALE = (0.8, 1.0)
@@ -61,6 +87,160 @@ class JointTransform:
         return sample
 
 
+@dataclass(frozen=True)
+class DetrSizes:
+    """The sizes of DETR's data recipe (``resize_options``; DETR's values by default).
+
+    Attributes:
+        scales: shorter sides drawn uniformly for training (DETR ``scales``).
+        max_size: cap on the longer side (DETR ``max_size=1333``), see :func:`detr_resize_shape`.
+        crop_scales: shorter sides drawn before the random crop (DETR ``[400, 500, 600]``, no cap).
+        crop_min_size, crop_max_size: range of the crop's height and width (DETR ``RandomSizeCrop(384, 600)``).
+        eval_size: the evaluation shorter side (DETR ``800``, with ``max_size``).
+    """
+
+    scales: tuple[int, ...] = DETR_SCALES
+    max_size: int = DETR_MAX_SIZE
+    crop_scales: tuple[int, ...] = DETR_CROP_SCALES
+    crop_min_size: int = DETR_CROP_MIN_SIZE
+    crop_max_size: int = DETR_CROP_MAX_SIZE
+    eval_size: int = DETR_EVAL_SIZE
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> "DetrSizes":
+        """Validated sizes from ``resize_options`` (lists become tuples; missing keys keep DETR's)."""
+        options = dict(options or {})
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"resize_options {unknown} are unknown; the DETR resize takes {', '.join(known)}")
+        for key in ("scales", "crop_scales"):
+            if key in options:
+                value = options[key]
+                values = list(value) if isinstance(value, (list, tuple)) else [value]
+                if not values or not all(_positive_int(v) for v in values):
+                    raise ValueError(f"resize_options {key} must be a non-empty list of positive pixel sizes, "
+                                     f"got {value!r}")
+                options[key] = tuple(int(v) for v in values)
+        for key in ("max_size", "crop_min_size", "crop_max_size", "eval_size"):
+            if key in options and not _positive_int(options[key]):
+                raise ValueError(f"resize_options {key} must be a positive pixel size, got {options[key]!r}")
+        sizes = cls(**options)
+        if sizes.crop_min_size > sizes.crop_max_size:
+            raise ValueError(f"resize_options crop_min_size {sizes.crop_min_size} exceeds crop_max_size "
+                             f"{sizes.crop_max_size}; swap them")
+        return sizes
+
+    def to_options(self) -> dict[str, Any]:
+        """Plain ``resize_options`` (lists), e.g. for a model card."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def detr_resize_shape(height: int, width: int, size: int, max_size: int | None = None) -> tuple[int, int]:
+    """DETR's ``get_size_with_aspect_ratio``: the output ``(height, width)`` for shorter side ``size``.
+
+    The shorter side becomes ``size`` and the longer one ``int(size · long / short)``, unless that
+    would exceed ``max_size``: then the shorter side becomes ``round(max_size · short / long)``
+    instead (so the longer side lands at or just under ``max_size``). An image whose shorter side
+    is already ``size`` keeps its shape.
+    """
+    short, long = min(height, width), max(height, width)
+    if max_size is not None and long / short * size > max_size:
+        size = max(int(round(max_size * short / long)), 1)  # ≥ 1 px (DETR: 0 for extreme aspect ratios)
+    if short == size:
+        return height, width
+    if width < height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
+
+
+def _image_size(flat_inputs: list[Any]) -> tuple[int, int]:
+    """``(height, width)`` of the image among a v2 transform's inputs."""
+    for inpt in flat_inputs:
+        if isinstance(inpt, tv_tensors.Image):
+            height, width = v2.functional.get_size(inpt)
+            return height, width
+    raise TypeError("the DETR transforms need a tv_tensors.Image among their inputs")
+
+
+class RandomShorterSideResize(v2.Transform):
+    """DETR's ``RandomResize(sizes, max_size)``: pick a shorter side uniformly from ``sizes`` and
+    resize image, boxes and mask keeping the aspect ratio (:func:`detr_resize_shape`)."""
+
+    def __init__(self, sizes: Sequence[int], max_size: int | None = None) -> None:
+        super().__init__()
+        self.sizes, self.max_size = tuple(sizes), max_size
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        pick = 0 if len(self.sizes) == 1 else int(torch.randint(len(self.sizes), ()))
+        return {"shape": list(detr_resize_shape(*_image_size(flat_inputs), self.sizes[pick], self.max_size))}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return v2.functional.resize(inpt, params["shape"], antialias=True)
+
+
+class RandomSizeCrop(v2.Transform):
+    """DETR's ``RandomSizeCrop(min_size, max_size)``: a crop whose width and height are drawn
+    uniformly from ``[min_size, min(side, max_size)]`` at a uniform position.
+
+    An image side shorter than ``min_size`` is kept whole (DETR would fail there; its crop
+    branch always resizes to at least 400 px first).
+    """
+
+    def __init__(self, min_size: int, max_size: int) -> None:
+        super().__init__()
+        self.min_size, self.max_size = min_size, max_size
+
+    def _extent(self, side: int) -> int:
+        high = min(side, self.max_size)
+        return int(torch.randint(min(self.min_size, high), high + 1, ()))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = _image_size(flat_inputs)
+        crop_width = self._extent(width)   # DETR's order: width, height, then top, left
+        crop_height = self._extent(height)
+        top = int(torch.randint(height - crop_height + 1, ()))
+        left = int(torch.randint(width - crop_width + 1, ()))
+        return {"top": top, "left": left, "height": crop_height, "width": crop_width}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return v2.functional.crop(inpt, **params)
+
+
+def detr_geometry(sizes: DetrSizes, *, train: bool, augment: str = "detr") -> v2.Transform:
+    """DETR's ``make_coco_transforms`` (and INTR's ``datasets/build.py``, the same recipe).
+
+    Training with ``augment="detr"``::
+
+        RandomHorizontalFlip
+        RandomSelect(p = 0.5:  RandomResize(scales, max_size),
+                     else:     RandomResize(crop_scales) → RandomSizeCrop(crop_min, crop_max)
+                               → RandomResize(scales, max_size))
+
+    Evaluation (and training with ``"none"`` / ``"flip"``): ``RandomResize([eval_size], max_size)``,
+    then a flip for ``"flip"``.
+    """
+    evaluation = RandomShorterSideResize((sizes.eval_size,), sizes.max_size)
+    if not train or augment == "none":
+        return v2.Compose([evaluation])
+    if augment == "flip":
+        return v2.Compose([evaluation, v2.RandomHorizontalFlip()])
+    multiscale = RandomShorterSideResize(sizes.scales, sizes.max_size)
+    crop_then_multiscale = v2.Compose([
+        RandomShorterSideResize(sizes.crop_scales),
+        RandomSizeCrop(sizes.crop_min_size, sizes.crop_max_size),
+        RandomShorterSideResize(sizes.scales, sizes.max_size),
+    ])
+    return v2.Compose([
+        v2.RandomHorizontalFlip(),
+        v2.RandomChoice([multiscale, crop_then_multiscale], p=[DETR_SELECT_P, 1 - DETR_SELECT_P]),
+    ])
+
+
 def build_transform(
     img_size: int,
     *,
@@ -68,15 +248,34 @@ def build_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     augment: Augment = "none",
+    resize: Resize = "square",
+    resize_options: dict[str, Any] | None = None,
 ) -> JointTransform:
     """The SCOUTER default: bilinear resize to a square ``img_size``, no crop.
 
     ``augment`` (training only): ``"flip"`` horizontal flips; ``"crop-flip"`` random resized
     crop (scale 0.8–1) and flips; ``"scouter"`` the original ``--aug`` (flip, affine with
-    scale 0.8–1 / translate / rotate ±10°, Gaussian blur, each with p = 0.5).
+    scale 0.8–1 / translate / rotate ±10°, Gaussian blur, each with p = 0.5); ``"detr"``
+    DETR's multiscale flip / resize / crop (needs ``resize="detr"``, see :func:`detr_geometry`).
+
+    ``resize="detr"`` keeps the aspect ratio: shorter side ``eval_size`` (800) with the longer
+    side capped at ``max_size`` (1333); ``img_size`` is then unused. ``resize_options`` set
+    :class:`DetrSizes` (DETR's values by default) and apply only to ``resize="detr"``.
     """
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
+    if resize == "detr":
+        if augment not in DETR_RESIZE_AUGMENTS:
+            raise ValueError(f"augment {augment!r} is defined on a square image; with resize 'detr' use one of "
+                             f"{', '.join(DETR_RESIZE_AUGMENTS)}")
+        sizes = DetrSizes.from_options(resize_options)
+        return JointTransform(detr_geometry(sizes, train=train, augment=augment), mean, std)
+    if augment == "detr":
+        raise ValueError("augment 'detr' (DETR's multiscale recipe) keeps the aspect ratio; it needs resize 'detr'")
+    if resize_options:
+        raise ValueError(f"resize_options {sorted(resize_options)} apply only to resize 'detr', not {resize!r}")
     if img_size < 1:
         raise ValueError(f"img_size must be positive, got {img_size}")
     ops: list[v2.Transform] = []

@@ -44,14 +44,19 @@ def normalization(cfg: TrainConfig, dataset: ImageDataset) -> tuple[tuple[float,
 
 
 def build_run_data(cfg: TrainConfig) -> RunData:
-    """Train and val datasets with their transforms; checks the class count against ``cfg``."""
+    """Train and val datasets with their transforms; checks the class count against ``cfg``.
+
+    With ``resize: detr`` images keep their aspect ratio, so batches are padded by
+    :func:`~seethrough.data.base.collate` and carry a ``padding_mask``.
+    """
     mode = "L" if cfg.in_chans == 1 else "RGB"
     common = dict(mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
     train = build_dataset(cfg.data, "train", **common)
     val = build_dataset(cfg.val_data or cfg.data, "val", **common)
     mean, std = normalization(cfg, train)
-    train.transform = build_transform(cfg.img_size, train=True, mean=mean, std=std, augment=cfg.augment)
-    val.transform = build_transform(cfg.img_size, train=False, mean=mean, std=std)
+    geometry = dict(mean=mean, std=std, resize=cfg.resize, resize_options=cfg.resize_options)
+    train.transform = build_transform(cfg.img_size, train=True, augment=cfg.augment, **geometry)
+    val.transform = build_transform(cfg.img_size, train=False, **geometry)
     if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
         raise ValueError(
             f"--num-classes {cfg.num_classes} does not match --data {cfg.data}, which has "

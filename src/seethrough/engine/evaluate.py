@@ -1,11 +1,42 @@
-"""Accuracy of a model over a loader, summed per sample and all-reduced across ranks."""
+"""Accuracy of a model over a loader, summed per sample and all-reduced across ranks; and
+:func:`forward_batch`, the one place a batch meets a model (with its padding mask if any)."""
 from __future__ import annotations
+
+import inspect
 
 import torch
 from lightning.fabric import Fabric
+from torch import nn
 from torch.utils.data import DataLoader
 
+from ..data.base import PADDING_MASK
+from ..models.output import ModelOutput
 from .accuracy import TOPK, topk_correct
+
+
+def accepts_padding_mask(model: nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``padding_mask`` (B×H×W bool, True = padded, DETR's
+    convention) and so can ignore the padding of a batch of differently sized images.
+    Looks through Fabric's / DDP's wrapper (``.module``)."""
+    module = getattr(model, "module", model)
+    return PADDING_MASK in inspect.signature(module.forward).parameters
+
+
+def forward_batch(model: nn.Module, batch: dict) -> ModelOutput:
+    """``model(batch["image"])``, with ``padding_mask=`` when the batch was padded (see
+    :func:`~seethrough.data.base.collate`); a model that cannot take the mask is refused, since
+    it would read the zero padding as image content."""
+    padding_mask = batch.get(PADDING_MASK)
+    if padding_mask is None:
+        return model(batch["image"])
+    if not accepts_padding_mask(model):
+        name = getattr(getattr(model, "module", model), "config", {}).get("name", type(model).__name__)
+        raise ValueError(
+            f"model {name!r} cannot ignore padding: this batch holds images of different sizes (resize: detr) "
+            "padded at the bottom/right, and its forward takes no padding_mask; use resize: square (with "
+            "--img-size) for this model, or a model that takes padding_mask (intr)"
+        )
+    return model(batch["image"], padding_mask=padding_mask)
 
 
 @torch.no_grad()
@@ -18,7 +49,7 @@ def evaluate_accuracy(model: torch.nn.Module, loader: DataLoader, fabric: Fabric
         sums[2] += batch["skipped"]
         if "image" not in batch:
             continue
-        out = model(batch["image"])
+        out = forward_batch(model, batch)
         labels = batch["label"]
         sums[0] += labels.numel()
         sums[1] += torch.nn.functional.cross_entropy(out.logits.float(), labels, reduction="sum")

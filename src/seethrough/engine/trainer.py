@@ -17,12 +17,13 @@ import torch
 from lightning.fabric import Fabric
 
 from ..config import TrainConfig
+from ..data.transforms import DetrSizes
 from ..models import create_model
 from ..models.loading import init_backbone_from, init_model_from
 from .accuracy import TOPK, topk_correct
 from .checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .data import build_run_data, make_loader
-from .evaluate import evaluate_accuracy
+from .evaluate import accepts_padding_mask, evaluate_accuracy, forward_batch
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
 from .progress import EpochProgress
@@ -30,7 +31,19 @@ from .progress import EpochProgress
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
 RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
-               "img_size", "batch_size", "seed")
+               "img_size", "resize", "resize_options", "batch_size", "seed")
+
+
+def check_padding_support(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """``resize: detr`` batches images of different sizes, padded (see ``collate``): refuse a
+    model that cannot take the padding mask before any data is read."""
+    if cfg.resize != "square" and cfg.batch_size > 1 and not accepts_padding_mask(model):
+        raise ValueError(
+            f"--model {cfg.model} cannot ignore padding: resize {cfg.resize!r} keeps each image's aspect ratio, "
+            "so batches hold images of different sizes padded at the bottom/right, and this model's forward takes "
+            "no padding_mask; use resize: square (with --img-size), --batch-size 1, or a model that takes "
+            "padding_mask (intr)"
+        )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -77,6 +90,7 @@ class Trainer:
                              pretrained=cfg.pretrained, in_chans=cfg.in_chans,
                              freeze_layers=cfg.freeze_layers, output_stride=cfg.output_stride,
                              stem=cfg.stem, **cfg.model_options)
+        check_padding_support(model, cfg)
         if cfg.init_from:
             init_model_from(model, cfg.init_from)
         if cfg.use_pre:
@@ -115,7 +129,8 @@ class Trainer:
             self.fabric.print(f"--resume: no {path} yet, starting a fresh run")
             return None
         ckpt = load_checkpoint(path)
-        saved, now = ckpt["config"], self.cfg.to_dict()
+        # a key newer than the checkpoint (e.g. resize) had its default there
+        saved, now = {**TrainConfig().to_dict(), **ckpt["config"]}, self.cfg.to_dict()
         changed = [k for k in RESUME_KEYS if saved.get(k) != now.get(k)]
         if changed:
             diffs = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in changed)
@@ -136,9 +151,15 @@ class Trainer:
                           f"batch {self.state.batch_in_epoch}, step {self.state.global_step}")
 
     def data_info(self) -> dict[str, Any]:
-        """What inference needs besides weights: class names, normalization, input size."""
-        return {"classes": list(self.data.train.classes), "mean": list(self.data.mean),
+        """What inference needs besides weights: class names, normalization, input size (and,
+        for ``resize: detr``, the geometry: evaluation keeps the aspect ratio, shorter side
+        ``eval_size``)."""
+        info = {"classes": list(self.data.train.classes), "mean": list(self.data.mean),
                 "std": list(self.data.std), "img_size": self.cfg.img_size}
+        if self.cfg.resize != "square":
+            info.update(resize=self.cfg.resize,
+                        resize_options=DetrSizes.from_options(self.cfg.resize_options).to_options())
+        return info
 
     def save_last(self, *, barrier: bool = True) -> None:
         """Write ``last.ckpt`` (rank 0); ``barrier=False`` when other ranks may be gone (crash)."""
@@ -236,7 +257,7 @@ class Trainer:
         """One optimization step; returns the loss terms and top-k hit counts, None for an empty batch."""
         if "image" not in batch:  # every sample of the batch was a skipped bad image
             return None
-        out = self.model(batch["image"])
+        out = forward_batch(self.model, batch)
         terms = self.model.compute_loss(out, batch["label"])
         self.note_finite(terms["loss"])
         self.optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import torch
 
 from ..data import RawSample, build_transform, open_image
 from ..models.loading import load_for_inference
+from .heads import explain_heads, render_heads
 from .native import explain_batch, render_batch
 from .render import denormalize
 
@@ -17,14 +18,29 @@ def explain_files(checkpoint: str, images: Sequence[str | Path], out: str | Path
                   normalization: str = "joint", alpha: float = 0.4, cmap: str = "jet", method: str = "native",
                   method_options: dict | None = None) -> list[Path]:
     """Load the model, preprocess the files as in training, render overlays into ``out``."""
-    loaded = load_for_inference(checkpoint)
-    if labels and len(labels) != len(images):
-        raise ValueError(f"--label was given {len(labels)} times for {len(images)} images; give one per image")
-    mode = "L" if loaded.in_chans == 1 else "RGB"
-    transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
-    batch = torch.stack([transform(RawSample(open_image(p, mode), 0, str(p)))["image"] for p in images])
+    loaded, batch = _load(checkpoint, images, labels)
     result = explain_batch(loaded.model, batch, policy=policy, k=k, labels=labels, indices=indices,
                            normalization=normalization, method=method, method_options=method_options)
     stems = [Path(p).stem for p in images]
     return render_batch(result, denormalize(batch, loaded.mean, loaded.std), loaded.classes, out, stems,
                         alpha=alpha, cmap=cmap)
+
+
+def explain_files_heads(checkpoint: str, images: Sequence[str | Path], out: str | Path, *, k: int = 5,
+                        labels: Sequence[int] | None = None, layer: int = -1) -> list[Path]:
+    """INTR's per-head views for image files: with ``labels`` the true class's query first
+    (``k=1``: gt_query_heads), then its ``k - 1`` look-alikes (sim_query_heads)."""
+    loaded, batch = _load(checkpoint, images, labels)
+    result = explain_heads(loaded.model, batch, labels=labels or None, k=k, layer=layer)
+    return render_heads(result, denormalize(batch, loaded.mean, loaded.std), loaded.classes, out,
+                        [Path(p).stem for p in images])
+
+
+def _load(checkpoint: str, images: Sequence[str | Path], labels: Sequence[int] | None):
+    """The model for inference and the files preprocessed as in training, as one batch."""
+    loaded = load_for_inference(checkpoint)
+    if labels and len(labels) != len(images):
+        raise ValueError(f"--label was given {len(labels)} times for {len(images)} images; give one per image")
+    mode = "L" if loaded.in_chans == 1 else "RGB"
+    transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
+    return loaded, torch.stack([transform(RawSample(open_image(p, mode), 0, str(p)))["image"] for p in images])

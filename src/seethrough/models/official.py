@@ -355,3 +355,7 @@ def _scouter_hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapp
     if any(k.startswith("slot.") for k in bad):
         hints.append("the slot module does not fit: check num_classes / slots_per_class")
     return "Fix: " + "; ".join(hints or ["check the backbone option"])
+
+
+# Converters living in their own files register themselves on import (kept last: they import this module).
+from . import official_intr  # noqa: E402,F401  (kinds "detr", "intr")

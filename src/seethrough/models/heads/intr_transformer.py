@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..position import SCALE, EPS, TEMPERATURE
+from ..position import EPS, SCALE, TEMPERATURE
 
 
 def sine_position_encoding_masked(mask: torch.Tensor, dim: int, *, temperature: float = TEMPERATURE) -> torch.Tensor:
@@ -170,7 +170,7 @@ class TransformerDecoder(nn.Module):
 class Transformer(nn.Module):
     """DETR's transformer as INTR uses it (defaults: INTR's main.py; DETR's ``Transformer``).
 
-    ``forward(src B×d×h×w, mask B×h×w, query_embed C×d, pos B×d×h×w)`` returns the final
+    ``forward(src B×d×h×w, mask B×h×w or None, query_embed C×d, pos B×d×h×w)`` returns the final
     LayerNorm'd decoder output ``B×C×d`` (DETR's ``hs[-1]``) and the cross-attention
     ``L×B×heads×C×(h·w)``. Initialization as DETR: Xavier-uniform on every weight matrix.
     """
@@ -180,7 +180,8 @@ class Transformer(nn.Module):
                  pre_norm: bool = False) -> None:
         super().__init__()
         encoder_layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, pre_norm)
-        self.encoder = TransformerEncoder(encoder_layer, num_encoder_layers, nn.LayerNorm(d_model) if pre_norm else None)
+        encoder_norm = nn.LayerNorm(d_model) if pre_norm else None  # DETR: a final encoder LN only in pre-norm
+        self.encoder = TransformerEncoder(encoder_layer, num_encoder_layers, encoder_norm)
         decoder_layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, pre_norm)
         self.decoder = TransformerDecoder(decoder_layer, num_decoder_layers, nn.LayerNorm(d_model))
         self.d_model, self.nhead = d_model, nhead
@@ -191,12 +192,12 @@ class Transformer(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    def forward(self, src: torch.Tensor, mask: torch.Tensor, query_embed: torch.Tensor,
+    def forward(self, src: torch.Tensor, mask: torch.Tensor | None, query_embed: torch.Tensor,
                 pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = src.shape[0]
         src = src.flatten(2).transpose(1, 2)                 # B×N×d
         pos = pos.flatten(2).transpose(1, 2)
-        key_padding_mask = mask.flatten(1) if mask.any() else None
+        key_padding_mask = None if mask is None else mask.flatten(1)  # None: nothing padded
         query_pos = query_embed.unsqueeze(0).expand(b, -1, -1)  # B×C×d
         memory = self.encoder(src, pos, key_padding_mask)
         tgt = torch.zeros_like(query_pos)                     # z⁰ = 0
