@@ -122,7 +122,7 @@ def test_demo_writes_pictures_and_summary(tmp_path):
                     "--accelerator", "cpu")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["models"]) == {"fc", "scouter+", "scouter-"}
+    assert set(summary["models"]) == {"fc", "scouter+", "scouter-", "intr"}
     for name, result in summary["models"].items():
         assert 0.0 <= result["evidence_mass"] <= 1.0 and 0.0 < result["evidence_mass_uniform"] < 1.0
         assert list((out / name / "pictures").glob("*_explanation.png")), name

@@ -27,6 +27,11 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "fc": {"overrides": {"model": "fc"}, "policy": "gt"},
     "scouter+": {"overrides": {"model": "scouter", "model_options": {"sign": 1}}, "policy": "gt", "use_pre": "fc"},
     "scouter-": {"overrides": {"model": "scouter", "model_options": {"sign": -1}}, "policy": "least", "use_pre": "fc"},
+    # INTR at a CPU size (d 32, 4 heads, 1 + 1 layers); like INTR from DETR it starts from a
+    # trained backbone (the FC's) and keeps its BatchNorm frozen
+    "intr": {"overrides": {"model": "intr", "model_options": {
+        "d_model": 32, "nheads": 4, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 64,
+        "frozen_bn": True}}, "policy": "gt", "use_pre": "fc"},
 }
 #: Validation images rendered per model.
 NUM_PICTURES = 8
