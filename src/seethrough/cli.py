@@ -207,7 +207,9 @@ def convert(
         model = from_official(kind, checkpoint, **_parse_set(opt, "--opt"))
     except (ValueError, FileNotFoundError, TypeError) as err:
         _fail(err)
-    model.save_pretrained(out, converted_from=f"{kind}:{checkpoint}")
+    from .models.official_intr import OFFICIAL_CARDS
+
+    model.save_pretrained(out, converted_from=f"{kind}:{checkpoint}", **OFFICIAL_CARDS.get(kind, {}))
     console.print(f"wrote {out}/ ({model.config['name']}, backbone {model.config['backbone']}, "
                   f"{model.config['num_classes']} classes)")
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .config import resolve_config
-from .data import build_dataset, build_transform, collate
+from .data import build_dataset, collate
 from .engine import train
 from .explanations import denormalize, explain_batch, render_batch
 from .models.loading import load_for_inference
@@ -49,7 +49,7 @@ def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], pol
     """Render a few validation explanations of the run's best model and score its maps."""
     loaded = load_for_inference(run_dir)
     val = build_dataset("synthetic", "val", **data_options)
-    val.transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
+    val.transform = loaded.transform(square=True)   # one batch of pixel-aligned maps
     batch = collate([val[i] for i in range(min(NUM_SCORED, len(val)))])
     result = explain_batch(loaded.model, batch["image"], policy=policy, k=1, labels=batch["label"],
                            normalization="per-class")

@@ -6,7 +6,7 @@ from typing import Any
 from lightning.fabric import Fabric
 
 from .config import TrainConfig
-from .data import build_dataset, build_transform
+from .data import build_dataset
 from .engine.data import make_loader
 from .engine.evaluate import evaluate_accuracy
 from .models.loading import load_for_inference
@@ -25,7 +25,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_
             f"{checkpoint} was trained on {len(loaded.classes)} classes but --data {data} has "
             f"{dataset.num_classes}; evaluate on the same classes (dataset option num_classes)"
         )
-    dataset.transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
+    dataset.transform = loaded.transform()   # as trained (resize detr: aspect kept, padded batches)
     fabric = Fabric(accelerator=accelerator, devices=1)
     cfg = TrainConfig(batch_size=batch_size, workers=workers)
     loader = fabric.setup_dataloaders(make_loader(dataset, cfg, train=False, rank=0, world_size=1),

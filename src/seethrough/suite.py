@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 from . import __version__
-from .data import build_dataset, build_transform
+from .data import build_dataset
 from .data.base import collate
 from .explanations.api import explain
 from .explanations.render import denormalize
@@ -120,7 +120,7 @@ def _evaluate_model(fabric: Fabric, label: str, source: str, protocol: Protocol,
     if dataset.num_classes != len(loaded.classes):
         raise ValueError(f"{source} was trained on {len(loaded.classes)} classes but --data {spec} has "
                          f"{dataset.num_classes}; evaluate on the same classes (dataset option num_classes)")
-    dataset.transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
+    dataset.transform = loaded.transform(square=True)   # metrics compare pixel-aligned B×H×W maps
     size = len(dataset) if limit is None else min(limit, len(dataset))
     shard = list(range(size))[fabric.global_rank::fabric.world_size]
     loader = DataLoader(dataset, batch_size=batch_size, sampler=shard, collate_fn=collate, num_workers=workers)

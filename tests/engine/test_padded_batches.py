@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import seethrough
+from seethrough.data import build_dataset
 from seethrough.data.base import PADDING_MASK, collate
 from seethrough.engine import train
 from seethrough.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -129,3 +130,24 @@ def test_square_runs_resume_from_checkpoints_that_predate_resize(tiny_config):
     save_checkpoint(ckpt, path)
     summary = train(tiny_config(epochs=2, data_options=SYNTHETIC, resume=True))
     assert summary["epochs"] == 2
+
+
+def test_inference_keeps_the_detr_geometry_and_eval_runs(tiny_config, tmp_path):
+    """A ``resize: detr`` run is evaluated as trained; explanations use the square fallback."""
+    from seethrough.evaluation import evaluate_checkpoint
+    from seethrough.models.loading import load_for_inference
+
+    cfg = tiny_config(model="intr", model_options=TINY_INTR, data_options=SYNTHETIC, resize="detr",
+                      augment="detr", resize_options=TINY_DETR, batch_size=4, epochs=1, lr=1e-4)
+    train(cfg)
+    for source in (Path(cfg.out), Path(cfg.out) / "last.ckpt"):
+        loaded = load_for_inference(source)
+        assert loaded.resize == "detr" and loaded.resize_options["eval_size"] == 48
+    dataset = build_dataset("synthetic", "val", **SYNTHETIC)
+    dataset.transform = loaded.transform()
+    assert dataset[0]["image"].shape[-2:] == (48, 48)
+    dataset.transform = loaded.transform(square=True)
+    assert dataset[0]["image"].shape[-2:] == (32, 32)
+    result = evaluate_checkpoint(str(cfg.out), "synthetic", data_options=SYNTHETIC, batch_size=4, workers=0,
+                                 accelerator="cpu")
+    assert result["samples"] == 16

@@ -343,3 +343,22 @@ def test_checkpoints_of_another_kind(intr_sd):
     learned = {**intr_sd, "backbone.1.row_embed.weight": torch.zeros(50, D_MODEL // 2)}
     with pytest.raises(ValueError, match="learned position encoding"):
         seethrough.from_official("intr", learned)
+
+
+def test_convert_command_records_detrs_evaluation_resize(tmp_path):
+    """``seethrough convert intr`` writes a model directory evaluated with DETR's resize."""
+    from typer.testing import CliRunner
+
+    from seethrough.cli import app
+    from seethrough.models.loading import load_for_inference
+
+    source = source_model(3)
+    torch.save({"model": official_names(source, "intr")}, tmp_path / "intr.pth")
+    result = CliRunner().invoke(app, ["convert", "intr", str(tmp_path / "intr.pth"), "--out", str(tmp_path / "m"),
+                                      "--opt", f"backbone={BACKBONE}", "--opt", f"nheads={NHEADS}"])
+    assert result.exit_code == 0, result.output
+    loaded = load_for_inference(tmp_path / "m")
+    assert loaded.resize == "detr"
+    x = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x).logits, source(x).logits, rtol=0, atol=TOL)

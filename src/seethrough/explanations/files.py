@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ..data import RawSample, build_transform, open_image
+from ..data import RawSample, open_image
 from ..models.loading import load_for_inference
 from .heads import explain_heads, render_heads
 from .native import explain_batch, render_batch
@@ -42,5 +42,5 @@ def _load(checkpoint: str, images: Sequence[str | Path], labels: Sequence[int] |
     if labels and len(labels) != len(images):
         raise ValueError(f"--label was given {len(labels)} times for {len(images)} images; give one per image")
     mode = "L" if loaded.in_chans == 1 else "RGB"
-    transform = build_transform(loaded.img_size, train=False, mean=loaded.mean, std=loaded.std)
+    transform = loaded.transform(square=True)   # the files are explained as one batch
     return loaded, torch.stack([transform(RawSample(open_image(p, mode), 0, str(p)))["image"] for p in images])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -26,10 +26,22 @@ class InferenceModel:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     img_size: int
+    #: How training resized for evaluation: "square" (to ``img_size``) or "detr" (aspect kept).
+    resize: str = "square"
+    resize_options: dict = field(default_factory=dict)
 
     @property
     def in_chans(self) -> int:
         return len(self.mean)
+
+    def transform(self, *, square: bool = False):
+        """The evaluation preprocessing the model was trained with. ``square=True`` forces a
+        square resize to ``img_size`` (what pixel-aligned batches of explanations need)."""
+        from ..data import build_transform
+
+        geometry = {} if square or self.resize == "square" else {"resize": self.resize,
+                                                                 "resize_options": self.resize_options}
+        return build_transform(self.img_size, train=False, mean=self.mean, std=self.std, **geometry)
 
 
 def load_for_inference(source: str | Path) -> InferenceModel:
@@ -53,6 +65,7 @@ def load_for_inference(source: str | Path) -> InferenceModel:
     return InferenceModel(
         model.eval(), list(card.get("classes") or [str(i) for i in range(num_classes)]),
         mean, std, int(card.get("img_size") or DEFAULT_IMG_SIZE),
+        str(card.get("resize") or "square"), dict(card.get("resize_options") or {}),
     )
 
 
@@ -73,7 +86,8 @@ def _from_training_checkpoint(path: Path) -> InferenceModel:
                          **cfg.get("model_options", {}))
     load_state_dict_checked(model, ckpt["model"], source=str(path))
     return InferenceModel(model.eval(), list(info["classes"]), tuple(info["mean"]), tuple(info["std"]),
-                          int(info["img_size"]))
+                          int(info["img_size"]), str(info.get("resize", "square")),
+                          dict(info.get("resize_options") or {}))
 
 
 def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[str]) -> None:
