@@ -357,7 +357,8 @@ def make_batch(args, device: torch.device) -> tuple[torch.Tensor, dict[int, torc
 ModelBuilder = Callable[..., TrainStep]  # (name, num_classes, args, device, backbone_state=None) -> TrainStep
 
 
-def build_models(args, device: torch.device, names: Sequence[str], build: ModelBuilder) -> dict[tuple[int, str], TrainStep]:
+def build_models(args, device: torch.device, names: Sequence[str],
+                 build: ModelBuilder) -> dict[tuple[int, str], TrainStep]:
     """Every (C, name); ``names[0]`` is the reference whose backbone weights the others copy."""
     models = {}
     for c in args.classes:
