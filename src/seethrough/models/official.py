@@ -330,6 +330,11 @@ def _scouter_slot_config(state: Mapping[str, torch.Tensor], options: dict) -> di
     return config
 
 
+def mismatched_keys(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> set[str]:
+    """Keys present on one side only, or with different shapes (what a converter's hint explains)."""
+    return set(own) ^ set(state) | {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
+
+
 def _check_given(options: dict, key: str, inferred: int, source: str) -> None:
     given = options.pop(key, None)
     if given is not None and given != inferred:
@@ -339,8 +344,7 @@ def _check_given(options: dict, key: str, inferred: int, source: str) -> None:
 def _scouter_hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
                   backbone: str) -> str:
     """Which option to fix, from where the mismatching keys are."""
-    bad = ({k for k in set(own) ^ set(state)}
-           | {k for k in set(own) & set(state) if own[k].shape != state[k].shape})
+    bad = mismatched_keys(own, state)
     hints = []
     if any(k.startswith("backbone.body.") for k in bad):
         hints.append(f"the backbone weights do not fit backbone={backbone!r}: pass the timm name of the official "

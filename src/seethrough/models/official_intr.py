@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .hub import load_state_dict_checked
-from .official import register_converter, unwrap_state_dict
+from .official import mismatched_keys, register_converter, unwrap_state_dict
 from .registry import create_model
 
 log = logging.getLogger(__name__)
@@ -333,7 +333,7 @@ def _build_and_load(state: dict[str, torch.Tensor], config: dict[str, Any], *, s
 
 def _hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], backbone: str) -> str:
     """Which option to fix, from where the mismatching keys are."""
-    bad = set(own) ^ set(state) | {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
+    bad = mismatched_keys(own, state)
     hints = []
     if any(k.startswith(OWN_BACKBONE_PREFIX) for k in bad):
         found = resnet_name(state, OWN_BACKBONE_PREFIX)
