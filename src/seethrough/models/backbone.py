@@ -31,6 +31,9 @@ class Backbone(nn.Module):
         frozen_bn: replace every BatchNorm by timm's frozen BatchNorm (statistics and affine
             parameters become fixed buffers), as DETR and INTR train their ResNet-50; the
             replacement keeps the loaded (pretrained) values and happens after ``stem``.
+        head_classes: keep timm's classifier head for this many classes (pretrained when the
+            count matches the weights') for a head that reuses it (CA-Stream takes it with
+            :meth:`ReusedClassifier.take_from`); 0 removes it, as every other head wants.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class Backbone(nn.Module):
         freeze_layers: int = 0,
         stem: str | None = None,
         frozen_bn: bool = False,
+        head_classes: int = 0,
     ) -> None:
         super().__init__()
         kwargs: dict = {"in_chans": in_chans}
@@ -54,7 +58,8 @@ class Backbone(nn.Module):
                 "(e.g. resnet18, resnet50, resnest26d, convnext_tiny, test_efficientnet)"
             )
         try:
-            self.body = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
+            pool = {} if head_classes else {"global_pool": ""}
+            self.body = timm.create_model(name, pretrained=pretrained, num_classes=head_classes, **pool, **kwargs)
         except TypeError as err:  # e.g. output_stride on a model without dilation support
             raise ValueError(f"timm backbone {name!r} rejected options {kwargs}: {err}") from err
         self.name = name

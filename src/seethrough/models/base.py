@@ -20,6 +20,9 @@ class SeeThroughModel(nn.Module):
 
     #: Added to the engine's NaN/Inf-loss message: what to try for this architecture.
     non_finite_hint: str = ""
+    #: Options that change how the same weights compute, with their valid values (evaluated as
+    #: variants by ``seethrough evaluate``, e.g. CA-Stream's ``pooling``: ``ca`` / ``gap``).
+    runtime_options: dict[str, tuple] = {}
 
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__()
@@ -32,6 +35,15 @@ class SeeThroughModel(nn.Module):
 
     def head_forward(self, features: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def set_runtime_option(self, name: str, value) -> None:
+        """Switch a :attr:`runtime_options` entry in place (recorded in ``config``)."""
+        if name not in self.runtime_options:
+            valid = ", ".join(self.runtime_options) or "none"
+            raise ValueError(f"model {self.config.get('name')!r} has no runtime option {name!r} (it has: {valid})")
+        if value not in self.runtime_options[name]:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, self.runtime_options[name]))}, got {value!r}")
+        self.config[name] = value
 
     def compute_loss(self, output: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training loss terms; ``"loss"`` is what is optimized, every term is logged.
@@ -59,11 +71,13 @@ BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "
 
 
 def build_model(cls: type[SeeThroughModel], name: str, *, num_classes: int, backbone: str, pretrained: bool,
-                backbone_options: dict, **head_config) -> SeeThroughModel:
+                backbone_options: dict, backbone_head_classes: int = 0, **head_config) -> SeeThroughModel:
     """Construct ``cls(config, Backbone(...))`` with a ``config`` that rebuilds it exactly.
 
     ``backbone_options`` are the keyword arguments a registered constructor did not name
     itself; anything that is not a backbone option is refused, naming the valid ones.
+    ``backbone_head_classes`` keeps timm's classifier for a head that reuses it (not recorded:
+    the head's own config rebuilds it).
     """
     unknown = sorted(set(backbone_options) - set(BACKBONE_DEFAULTS))
     if unknown:
@@ -71,4 +85,4 @@ def build_model(cls: type[SeeThroughModel], name: str, *, num_classes: int, back
                          f"{', '.join(BACKBONE_DEFAULTS)}; the model's own options are listed in its docstring")
     options = {**BACKBONE_DEFAULTS, **backbone_options}
     config = dict(name=name, num_classes=num_classes, backbone=backbone, **options, **head_config)
-    return cls(config, Backbone(backbone, pretrained=pretrained, **options))
+    return cls(config, Backbone(backbone, pretrained=pretrained, head_classes=backbone_head_classes, **options))

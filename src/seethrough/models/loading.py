@@ -92,7 +92,8 @@ def _from_training_checkpoint(path: Path) -> InferenceModel:
 
 def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[str]) -> None:
     """SCOUTER's ``use_pre``: copy the backbone of a model trained on the same data (usually the
-    FC baseline) into ``model``'s backbone. Refuses another backbone, stem, input channels or
+    FC baseline) into ``model``'s backbone (and, for a head that reuses the baseline's
+    classifier such as CA-Stream, its classifier through ``model.init_classifier_from``). Refuses another backbone, stem, input channels or
     class list, naming what differs."""
     if not Path(source).exists():
         raise FileNotFoundError(
@@ -108,6 +109,8 @@ def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[st
     if diffs:
         raise ValueError(f"use_pre {source} does not match this run: " + "; ".join(diffs))
     model.backbone.load_state_dict(pre.model.backbone.state_dict())
+    if hasattr(model, "init_classifier_from"):   # heads that reuse the baseline's classifier (CA-Stream)
+        model.init_classifier_from(pre.model, source=str(source))
 
 
 def init_model_from(model: nn.Module, source: str | Path) -> None:
