@@ -53,7 +53,7 @@ def train(
     init_from: Optional[str] = typer.Option(None, help="Start from every weight of this model dir of the same architecture (e.g. `seethrough convert detr ...` for INTR)."),
     model_opt: Optional[List[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
     img_size: Optional[int] = typer.Option(None, help="Square input size in pixels."),
-    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr)."),
+    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr) | castream (resize, random resized crop, flip)."),
     resize: Optional[str] = typer.Option(None, help="square (resize to --img-size, SCOUTER) | detr (keep aspect: shorter side 800, max 1333; padded batches)."),
     resize_opt: Optional[List[str]] = typer.Option(None, "--resize-opt", help="DETR resize option KEY=VALUE, e.g. eval_size=512."),
     epochs: Optional[int] = typer.Option(None),

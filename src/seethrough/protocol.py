@@ -9,6 +9,15 @@ A protocol is a YAML mapping (presets in ``seethrough/protocols/``)::
     examples: 6                    # overlays per explainer in the report
     explainers: {native: {}, gradcam: {target_layer: backbone.model.layer4}}
     metrics: {insertion: {steps: 28}, pointing_game: {tolerance: 15}}
+    variants: {pooling: [gap, ca]}  # evaluate each model once per value of a runtime option
+    table: {metrics: [insertion, deletion], scale: {insertion: 100, deletion: 100}}
+
+``variants`` name runtime options of a model (``SeeThroughModel.runtime_options``, e.g.
+CA-Stream's ``pooling``): a model that has the option is evaluated once per value, same
+weights, labelled ``"<model> [pooling=gap]"``; other models once, as they are. ``table``
+asks for a paper-style comparison table (``table.md`` and the report): one row per model and
+explainer, one column per listed metric, each cell the variants' means side by side
+(``gap / ca``), multiplied by ``scale`` where given.
 
 Precedence: preset (or file) < ``--explainers`` / ``--metrics`` selections < ``--set
 metric.param=value`` overrides. Unknown metric names, explainers and parameters are errors
@@ -36,7 +45,10 @@ DEFAULT_EXAMPLES = 6
 #: likely class, as the SCOUTER paper's figures, the ReScience and FACT reproductions and our
 #: demo do (the official test.py used label + 1).
 DEFAULT_NEGATIVE_TARGETS = "least"
-_KEYS = {"description", "targets", "negative_targets", "normalize", "upsample", "examples", "explainers", "metrics"}
+_KEYS = {"description", "targets", "negative_targets", "normalize", "upsample", "examples", "explainers", "metrics",
+         "variants", "table"}
+#: Keys of a protocol's ``table`` entry.
+_TABLE_KEYS = {"metrics", "scale"}
 
 
 @dataclass
@@ -52,6 +64,8 @@ class Protocol:
     examples: int = DEFAULT_EXAMPLES
     explainers: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, list[Any]] = field(default_factory=dict)
+    table: dict[str, Any] = field(default_factory=dict)
 
     def build_metrics(self) -> dict[str, Metric]:
         """One stateful :class:`~seethrough.metrics.Metric` per metric (fresh state)."""
@@ -65,6 +79,8 @@ class Protocol:
             "normalize": self.normalize, "upsample": self.upsample, "examples": self.examples,
             "explainers": {name: dict(options) for name, options in self.explainers.items()},
             "metrics": {name: metric.full_protocol for name, metric in self.build_metrics().items()},
+            "variants": {name: list(values) for name, values in self.variants.items()},
+            "table": dict(self.table),
         }
 
 
@@ -103,6 +119,8 @@ def load_protocol(
         examples=int(raw.get("examples", DEFAULT_EXAMPLES)),
         explainers={str(k): dict(v or {}) for k, v in (raw.get("explainers") or {}).items()},
         metrics={str(k): dict(v or {}) for k, v in (raw.get("metrics") or {}).items()},
+        variants={str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in (raw.get("variants") or {}).items()},
+        table=dict(raw.get("table") or {}),
     )
     if explainers is not None:
         protocol.explainers = {name: protocol.explainers.get(name, {}) for name in explainers}
@@ -138,6 +156,24 @@ def validate(protocol: Protocol) -> None:
     for name in protocol.metrics:
         _one_of(name, METRIC_NAMES, f"{where}: metric")
     protocol.build_metrics()  # unknown parameters raise here, naming the valid ones
+    for option, values in protocol.variants.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where}: variants.{option} must be a non-empty list of values, got {values!r}")
+    _validate_table(protocol, where)
+
+
+def _validate_table(protocol: Protocol, where: str) -> None:
+    table = protocol.table
+    if not table:
+        return
+    unknown = set(table) - _TABLE_KEYS
+    if unknown:
+        raise ValueError(f"{where}: table: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_TABLE_KEYS))}")
+    columns = table.get("metrics") or list(protocol.metrics)
+    missing = [name for name in [*columns, *(table.get("scale") or {})] if name not in protocol.metrics]
+    if missing:
+        raise ValueError(f"{where}: table names metrics {missing} that the protocol does not compute "
+                         f"(its metrics: {', '.join(protocol.metrics)})")
 
 
 def _read(source: str | Path) -> tuple[str, dict[str, Any]]:

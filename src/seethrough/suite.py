@@ -53,6 +53,8 @@ class ModelResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     examples: dict[str, Any] = field(default_factory=dict)   # explainer → first samples' images and maps
     classes: list[str] = field(default_factory=list)
+    base: str = ""                                      # the model's label without its variant
+    variant: dict[str, Any] = field(default_factory=dict)   # runtime options set (protocol variants)
 
 
 def evaluate(
@@ -96,11 +98,18 @@ def evaluate(
     fabric = _fabric(accelerator)
     names = list(labels) if labels is not None else _unique_labels(models)
     results = []
-    for label, source in zip(names, models):
-        results.append(_evaluate_model(
-            fabric, label, str(source), protocol, data=data, split=split, data_options=data_options, limit=limit,
-            batch_size=batch_size, workers=workers, on_bad_image=on_bad_image, progress=progress,
-        ))
+    for base, source in zip(names, models):
+        loaded = load_for_inference(source)
+        for variant in _variants(loaded.model, protocol):
+            for option, value in variant.items():
+                loaded.model.set_runtime_option(option, value)
+            label = base + "".join(f" [{option}={value}]" for option, value in variant.items())
+            result = _evaluate_model(
+                fabric, label, str(source), loaded, protocol, data=data, split=split, data_options=data_options,
+                limit=limit, batch_size=batch_size, workers=workers, on_bad_image=on_bad_image, progress=progress,
+            )
+            result.base, result.variant = base, variant
+            results.append(result)
     from .report import build_results, write_report
 
     summary = build_results(results, protocol, device=str(fabric.device), world_size=fabric.world_size,
@@ -111,9 +120,19 @@ def evaluate(
     return summary
 
 
-def _evaluate_model(fabric: Fabric, label: str, source: str, protocol: Protocol, *, data, split, data_options,
-                    limit, batch_size, workers, on_bad_image, progress) -> ModelResult:
-    loaded = load_for_inference(source)
+def _variants(model, protocol: Protocol) -> list[dict[str, Any]]:
+    """Every combination of the protocol's ``variants`` that ``model`` has as runtime options
+    (``[{}]``: evaluate it once, as it is)."""
+    combos: list[dict[str, Any]] = [{}]
+    options = getattr(model, "runtime_options", {})
+    for option, values in protocol.variants.items():
+        if option in options:
+            combos = [{**combo, option: value} for combo in combos for value in values]
+    return combos
+
+
+def _evaluate_model(fabric: Fabric, label: str, source: str, loaded: InferenceModel, protocol: Protocol, *, data,
+                    split, data_options, limit, batch_size, workers, on_bad_image, progress) -> ModelResult:
     spec, options = _data_for(source, data, data_options)
     dataset = build_dataset(spec, split, mode="L" if loaded.in_chans == 1 else "RGB", on_bad_image=on_bad_image,
                             **options)

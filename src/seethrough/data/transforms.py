@@ -25,7 +25,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Augment = Literal["none", "flip", "crop-flip", "scouter", "detr"]
-AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr")
+AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr", "castream")
 Resize = Literal["square", "detr"]
 RESIZES: tuple[str, ...] = ("square", "detr")
 #: Augments that keep DETR's aspect-preserving geometry (the others are defined on the square).
@@ -256,7 +256,10 @@ def build_transform(
     ``augment`` (training only): ``"flip"`` horizontal flips; ``"crop-flip"`` random resized
     crop (scale 0.8–1) and flips; ``"scouter"`` the original ``--aug`` (flip, affine with
     scale 0.8–1 / translate / rotate ±10°, Gaussian blur, each with p = 0.5); ``"detr"``
-    DETR's multiscale flip / resize / crop (needs ``resize="detr"``, see :func:`detr_geometry`).
+    DETR's multiscale flip / resize / crop (needs ``resize="detr"``, see :func:`detr_geometry`);
+    ``"castream"`` CA-Stream's ``imagenet_trainer`` (lib/data.py): resize to ``img_size``², then
+    torchvision's default random resized crop (scale 0.08–1, ratio 3/4–4/3) back to ``img_size``²,
+    then flips.
 
     ``resize="detr"`` keeps the aspect ratio: shorter side ``eval_size`` (800) with the longer
     side capped at ``max_size`` (1333); ``img_size`` is then unused. ``resize_options`` set
@@ -279,7 +282,10 @@ def build_transform(
     if img_size < 1:
         raise ValueError(f"img_size must be positive, got {img_size}")
     ops: list[v2.Transform] = []
-    if train and augment == "crop-flip":
+    if train and augment == "castream":
+        ops += [v2.Resize((img_size, img_size), antialias=True),
+                v2.RandomResizedCrop((img_size, img_size), antialias=True), v2.RandomHorizontalFlip()]
+    elif train and augment == "crop-flip":
         ops += [v2.RandomResizedCrop((img_size, img_size), scale=CROP_SCALE, antialias=True),
                 v2.RandomHorizontalFlip()]
     else:

@@ -5,6 +5,7 @@
   count, plus timing and accuracy — what a paper's table is built from.
 - ``samples.csv``: one row per (model, explainer, metric, sample) — for significance tests.
 - ``curves.json`` and ``figures/*.png``: mean insertion/deletion (and other) curves.
+- ``table.md``: the protocol's comparison table, if it asks for one (:mod:`seethrough.report.table`).
 - ``report.html``: self-contained (images embedded), see :mod:`seethrough.report.html`.
 """
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any, Sequence
 import torch
 
 from .figures import curves_figure, examples_figure
-from .html import render_html
+from .html import DIRECTIONS, render_html
+from .table import comparison_table, table_markdown
 
 RESULTS_NAME = "results.json"
 SAMPLES_NAME = "samples.csv"
 CURVES_NAME = "curves.json"
 REPORT_NAME = "report.html"
+TABLE_NAME = "table.md"
 FIGURES_DIR = "figures"
 #: Decimal places kept for per-sample values in the CSV.
 CSV_DIGITS = 6
@@ -35,7 +38,7 @@ CSV_DIGITS = 6
 def build_results(model_results: Sequence[Any], protocol: Any, *, device: str, world_size: int,
                   version: str) -> dict[str, Any]:
     """The ``results.json`` dictionary (also returned by :func:`seethrough.evaluate`)."""
-    return {
+    summary = {
         "seethrough_version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
@@ -52,10 +55,16 @@ def build_results(model_results: Sequence[Any], protocol: Any, *, device: str, w
                     for explainer, summaries in result.summaries.items()
                 },
                 "skipped": result.skipped,
+                "base": getattr(result, "base", "") or result.label,
+                "variant": dict(getattr(result, "variant", {}) or {}),
             }
             for result in model_results
         },
     }
+    table = comparison_table(summary)
+    if table is not None:
+        summary["table"] = table
+    return summary
 
 
 def write_report(summary: dict[str, Any], model_results: Sequence[Any], out: Path) -> dict[str, Path]:
@@ -76,6 +85,9 @@ def write_report(summary: dict[str, Any], model_results: Sequence[Any], out: Pat
             figures[f"examples_{result.label}"] = examples_figure(result.label, result.examples, result.classes)
     for name, png in figures.items():
         (out / FIGURES_DIR / f"{_file_safe(name)}.png").write_bytes(png)
+    if "table" in summary:
+        paths["table"] = out / TABLE_NAME
+        paths["table"].write_text(table_markdown(summary["table"], DIRECTIONS))
     paths["report"].write_text(render_html(summary, figures))
     return paths
 

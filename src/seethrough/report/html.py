@@ -6,6 +6,8 @@ import html
 import json
 from typing import Any
 
+from .table import CELL_SEPARATOR, format_cell
+
 #: Whether a higher value is better (↑), lower is better (↓), for the table headers. Complexity
 #: metrics describe the map rather than judge it; they are marked "·".
 DIRECTIONS: dict[str, str] = {
@@ -39,6 +41,8 @@ def render_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
              f"protocol <b>{_e(summary['protocol']['name'])}</b> (explained class: "
              f"{_e(summary['protocol']['targets'])}, maps normalized {_e(summary['protocol']['normalize'])} then "
              f"upsampled {_e(summary['protocol']['upsample'])})</p>"]
+    if "table" in summary:
+        parts.append(_table_section(summary["table"]))
     for label, model in summary["models"].items():
         parts.append(_model_section(label, model, figures))
     curves = [name for name in figures if name.startswith("curve_")]
@@ -50,6 +54,19 @@ def render_html(summary: dict[str, Any], figures: dict[str, bytes]) -> str:
     parts.append(f"<h2>Environment</h2><pre>{_e(json.dumps(summary['environment'], indent=2))}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _table_section(table: dict[str, Any]) -> str:
+    head = "".join(f"<th>{_e(name)} {DIRECTIONS.get(name, '')}</th>" for name in table["metrics"])
+    out = ["<h2>Comparison table</h2>", f"<table><tr><th>model</th><th>explainer</th><th>variants</th>{head}</tr>"]
+    for row in table["rows"]:
+        cells = "".join(f"<td>{_e(CELL_SEPARATOR.join(format_cell(v) for v in row['values'][name]))}</td>"
+                        for name in table["metrics"])
+        out.append(f"<tr><td>{_e(row['model'])}</td><td>{_e(row['explainer'])}</td>"
+                   f"<td>{_e(CELL_SEPARATOR.join(row['variants']))}</td>{cells}</tr>")
+    scaled = ", ".join(f"{name} ×{factor:g}" for name, factor in table["scale"].items())
+    out.append("</table>" + (f"<p>Scaled: {_e(scaled)}.</p>" if scaled else ""))
+    return "\n".join(out)
 
 
 def _model_section(label: str, model: dict[str, Any], figures: dict[str, bytes]) -> str:
