@@ -118,15 +118,19 @@ def test_presets_and_models_list():
 
 def test_demo_writes_pictures_and_summary(tmp_path):
     out = tmp_path / "demo"
-    result = invoke("demo", "--out", out, "--epochs", "1", "--samples", "64", "--backbone", "test_efficientnet",
-                    "--accelerator", "cpu")
-    assert result.exit_code == 0, result.output
+    invoked = invoke("demo", "--out", out, "--epochs", "1", "--samples", "64", "--backbone", "test_efficientnet",
+                     "--accelerator", "cpu")
+    assert invoked.exit_code == 0, invoked.output
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["models"]) == {"fc", "scouter+", "scouter-", "intr"}
+    assert set(summary["models"]) == {"fc", "scouter+", "scouter-", "intr", "castream"}
     for name, result in summary["models"].items():
         assert 0.0 <= result["evidence_mass"] <= 1.0 and 0.0 < result["evidence_mass_uniform"] < 1.0
         assert list((out / name / "pictures").glob("*_explanation.png")), name
     assert summary["models"]["scouter-"]["explained_class"] == "least"
+    gap = summary["models"]["castream"]["pooling-gap"]       # CA vs GAP, same weights
+    assert gap["val_acc1"] == summary["models"]["fc"]["best_val_acc1"] and 0.0 <= gap["evidence_mass"] <= 1.0
+    assert list((out / "castream" / "pooling-gap" / "pictures").glob("*_explanation.png"))
+    assert "castream [pooling-gap], same weights" in " ".join(invoked.output.split())
 
 
 def test_data_imagenet_val_regroups_without_touching_originals(tmp_path):

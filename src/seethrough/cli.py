@@ -190,6 +190,10 @@ def demo(
         console.print(f"[bold]{name}[/]: val acc {result['val_acc1']:.3f}, map mass on the evidence "
                       f"{result['evidence_mass']:.3f} (uniform map: {result['evidence_mass_uniform']:.3f}; "
                       f"class explained: {result['explained_class']})")
+        for variant, other in result.items():
+            if isinstance(other, dict) and "evidence_mass" in other:
+                console.print(f"  {name} \\[{variant}], same weights: val acc {other['val_acc1']:.3f}, map mass on the "
+                              f"evidence {other['evidence_mass']:.3f}")
     console.print(f"pictures in {out}/, numbers in {out / 'summary.json'}")
 
 

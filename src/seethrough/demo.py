@@ -32,6 +32,11 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "intr": {"overrides": {"model": "intr", "model_options": {
         "d_model": 32, "nheads": 4, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 64,
         "frozen_bn": True}}, "policy": "gt", "use_pre": "fc"},
+    # CA-Stream on the FC run: its backbone and classifier frozen, only the stream trains (the
+    # paper's SGD 0.1); "compare" also scores the same weights with GAP pooling — which is the
+    # FC network itself, so its accuracy is the FC run's
+    "castream": {"overrides": {"model": "castream", "optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4},
+                 "policy": "gt", "use_pre": "fc", "compare": {"pooling": "gap"}},
 }
 #: Validation images rendered per model.
 NUM_PICTURES = 8
@@ -45,9 +50,13 @@ def evidence_mass(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (maps * masks).flatten(1).sum(1) / total
 
 
-def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], policy: str = "gt") -> dict[str, Any]:
-    """Render a few validation explanations of the run's best model and score its maps."""
+def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], policy: str = "gt",
+                     runtime_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render a few validation explanations of the run's best model and score its maps;
+    ``runtime_options`` switch the model first (e.g. CA-Stream's ``pooling``)."""
     loaded = load_for_inference(run_dir)
+    for option, value in (runtime_options or {}).items():
+        loaded.model.set_runtime_option(option, value)
     val = build_dataset("synthetic", "val", **data_options)
     val.transform = loaded.transform(square=True)   # one batch of pixel-aligned maps
     batch = collate([val[i] for i in range(min(NUM_SCORED, len(val)))])
@@ -86,5 +95,13 @@ def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None, 
             "images_per_s": trained["images_per_s"], **scores,
             "pictures": str(run_dir / "pictures"), "run": str(run_dir),
         }
+        if "compare" in entry:
+            variant = "-".join(f"{k}-{v}" for k, v in entry["compare"].items())
+            same_as = summary["models"][entry["use_pre"]]
+            summary["models"][name][variant] = {
+                "val_acc1": same_as["best_val_acc1"],
+                **score_and_render(run_dir, run_dir / variant, cfg.data_options, entry["policy"], entry["compare"]),
+                "pictures": str(run_dir / variant / "pictures"),
+            }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -63,6 +63,7 @@ class Backbone(nn.Module):
         except TypeError as err:  # e.g. output_stride on a model without dilation support
             raise ValueError(f"timm backbone {name!r} rejected options {kwargs}: {err}") from err
         self.name = name
+        self.pretrained = pretrained
         self.num_features: int = self.body.num_features
         self.num_prefix_tokens: int = getattr(self.body, "num_prefix_tokens", 0)
         self.stage_names = _stage_names(self.body)

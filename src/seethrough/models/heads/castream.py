@@ -33,6 +33,7 @@ attempt to stop them is a no-op); only the stream learns, by cross-entropy.
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
@@ -57,6 +58,8 @@ MAP_KINDS = ("cam", "attention")
 BN_STATS = ("frozen", "updated")
 #: Side of the blank image run once at construction to read the tap widths.
 PROBE_SIZE = 64
+log = logging.getLogger(__name__)
+
 #: Key of the last tap's attention in ``ModelOutput.extras`` (per tap: ``"ca_attention.<tap>"``).
 ATTENTION_KEY = "ca_attention"
 
@@ -118,6 +121,11 @@ class CAStream(SeeThroughModel):
 
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__(config, backbone)
+        pretrained_classes = backbone.body.pretrained_cfg.get("num_classes")
+        if backbone.pretrained and pretrained_classes != config["num_classes"] and not config["train_classifier"]:
+            log.warning("castream: timm's pretrained classifier of %s has %s classes, not %d, so the frozen classifier "
+                        "starts random; train the FC baseline on this data first and pass --use-pre RUN (or set "
+                        "train_classifier true)", config["backbone"], pretrained_classes, config["num_classes"])
         self.classifier = ReusedClassifier.take_from(backbone.body, config["backbone"])
         self.taps = resolve_taps(backbone.body, config["taps"], backbone=config["backbone"])
         self.config["taps"] = list(self.taps)
