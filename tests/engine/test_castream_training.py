@@ -24,7 +24,7 @@ def _trained(cfg):
 
 
 @pytest.mark.parametrize("bn_stats", ["frozen", "updated"])
-def test_backbone_parameters_and_batchnorm_buffers_are_bit_identical_after_training(tiny_config, bn_stats):
+def test_backbone_parameters_and_batchnorm_buffers_are_bit_identical_after_training(tiny_config, bn_stats, capsys):
     # 64 px: test_resnet's final map is 2×2 (at 1×1 the last attention is constant and nothing
     # before it gets a gradient)
     cfg = tiny_config(model="castream", backbone="test_resnet", optimizer="sgd", lr=0.1, weight_decay=1e-4,
@@ -33,6 +33,7 @@ def test_backbone_parameters_and_batchnorm_buffers_are_bit_identical_after_train
     torch.manual_seed(cfg.seed)
     initial = seethrough.create_model("castream", num_classes=3, backbone="test_resnet", bn_stats=bn_stats)
     trained = _trained(cfg)
+    assert "the frozen classifier is random" in capsys.readouterr().out    # nothing initialized it: said
     before, after = _backbone_state(initial), _backbone_state(trained)
     moved = [k for k in before if not torch.equal(before[k], after[k])]
     assert not torch.equal(initial.stream.blocks[-1].proj.weight, trained.stream.blocks[-1].proj.weight)
@@ -52,7 +53,7 @@ def fc_run(tmp_path_factory):
     return out, summary
 
 
-def test_castream_on_an_fc_run_beats_chance_and_attends_to_the_evidence(fc_run, tmp_path):
+def test_castream_on_an_fc_run_beats_chance_and_attends_to_the_evidence(fc_run, tmp_path, capsys):
     from seethrough.demo import score_and_render
 
     fc_dir, fc_summary = fc_run
@@ -62,6 +63,7 @@ def test_castream_on_an_fc_run_beats_chance_and_attends_to_the_evidence(fc_run, 
     cfg = resolve_config(preset="demo", overrides=overrides)
     summary = train(cfg)
     assert summary["best_val_acc1"] >= CHANCE + 0.4
+    assert "the frozen classifier is random" not in capsys.readouterr().out   # use_pre provided it
     model = seethrough.from_pretrained(tmp_path / "ca" / "best")
     fc = seethrough.from_pretrained(fc_dir / "best")
     assert torch.equal(model.classifier.fc.weight, fc.fc.weight)      # the FC's classifier, frozen

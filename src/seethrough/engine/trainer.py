@@ -95,6 +95,9 @@ class Trainer:
             init_model_from(model, cfg.init_from)
         if cfg.use_pre:
             init_backbone_from(model, cfg.use_pre, classes=self.data.train.classes)
+        warning = model.training_warning() if hasattr(model, "training_warning") and not cfg.init_from else None
+        if warning and not resume_state:
+            fabric.print(f"warning: {warning}")
         optimizer = build_optimizer(model, cfg)
         self.scheduler = build_scheduler(optimizer, cfg)
         self.model, self.optimizer = fabric.setup(model, optimizer)

@@ -33,7 +33,6 @@ attempt to stop them is a no-op); only the stream learns, by cross-entropy.
 """
 from __future__ import annotations
 
-import logging
 from typing import Sequence
 
 import torch
@@ -58,8 +57,6 @@ MAP_KINDS = ("cam", "attention")
 BN_STATS = ("frozen", "updated")
 #: Side of the blank image run once at construction to read the tap widths.
 PROBE_SIZE = 64
-log = logging.getLogger(__name__)
-
 #: Key of the last tap's attention in ``ModelOutput.extras`` (per tap: ``"ca_attention.<tap>"``).
 ATTENTION_KEY = "ca_attention"
 
@@ -122,10 +119,9 @@ class CAStream(SeeThroughModel):
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__(config, backbone)
         pretrained_classes = backbone.body.pretrained_cfg.get("num_classes")
-        if backbone.pretrained and pretrained_classes != config["num_classes"] and not config["train_classifier"]:
-            log.warning("castream: timm's pretrained classifier of %s has %s classes, not %d, so the frozen classifier "
-                        "starts random; train the FC baseline on this data first and pass --use-pre RUN (or set "
-                        "train_classifier true)", config["backbone"], pretrained_classes, config["num_classes"])
+        #: Where the classifier's weights come from: timm's pretrained head, an FC run, or nowhere yet.
+        self.classifier_source = ("timm" if backbone.pretrained and pretrained_classes == config["num_classes"]
+                                  else None)
         self.classifier = ReusedClassifier.take_from(backbone.body, config["backbone"])
         self.taps = resolve_taps(backbone.body, config["taps"], backbone=config["backbone"])
         self.config["taps"] = list(self.taps)
@@ -168,6 +164,16 @@ class CAStream(SeeThroughModel):
             raise ValueError(f"backbone {self.config['backbone']!r} has a head LayerNorm that the FC baseline of "
                              f"{source} never applied; add --model-opt head_norm=false to reuse its classifier as trained")
         self.classifier.fc.load_state_dict({"weight": baseline.fc.weight, "bias": baseline.fc.bias})
+        self.classifier_source = f"use_pre {source}"
+
+    def training_warning(self) -> str | None:
+        """Said by the trainer before training from scratch: a frozen classifier that nothing
+        initialized makes the stream fit a random linear map."""
+        if self.classifier_source is None and not self.config["train_classifier"]:
+            return (f"castream: the frozen classifier is random (timm has no pretrained {self.num_classes}-class "
+                    f"head for {self.config['backbone']!r}); train the FC baseline on this data first and pass "
+                    "--use-pre RUN, or set --model-opt train_classifier=true")
+        return None
 
     def train(self, mode: bool = True) -> "CAStream":
         super().train(mode)
