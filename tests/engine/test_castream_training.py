@@ -84,3 +84,38 @@ def test_use_pre_of_a_model_that_is_not_an_fc_baseline_is_refused(fc_run, tmp_pa
     model = seethrough.create_model("castream", num_classes=CLASSES, backbone="resnet18", output_stride=8)
     with pytest.raises(ValueError, match="reuses the classifier of an FC baseline"):
         init_backbone_from(model, tmp_path / "ca", classes=classes)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_kill_and_resume_of_a_castream_run_with_its_recipe_gives_the_same_weights(tiny_config, tmp_path, monkeypatch):
+    from seethrough.engine import Trainer
+    from seethrough.engine.checkpoint import load_checkpoint
+
+    recipe = dict(model="castream", backbone="test_resnet", img_size=64, augment="castream", optimizer="sgd", lr=0.1,
+                  weight_decay=1e-4, scheduler="multistep", milestones=[1], gamma=0.1,
+                  data_options={"num_samples": 48, "img_size": 64, "num_classes": 3})
+    reference = tiny_config(**recipe)
+    train(reference)
+    crash_at, original_step = 7, Trainer.train_step        # mid-epoch 2, after the milestone
+    calls = {"n": 0}
+
+    def crashing_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise Crash
+        return original_step(self, batch)
+
+    from seethrough.config import TrainConfig
+
+    cfg = TrainConfig(**{**reference.__dict__, "out": str(tmp_path / "resumed")}).validate()
+    monkeypatch.setattr(Trainer, "train_step", crashing_step)
+    with pytest.raises(Crash):
+        train(cfg)
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    cfg.resume = True
+    train(cfg)
+    ref, ours = (load_checkpoint(Path(c.out) / "last.ckpt")["model"] for c in (reference, cfg))
+    assert all(torch.equal(ref[key], ours[key]) for key in ref)
