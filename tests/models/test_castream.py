@@ -184,3 +184,12 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.config["taps"] == model.config["taps"]
     images = _images()
     torch.testing.assert_close(loaded(images).logits, model(images).logits)
+
+
+def test_init_from_a_model_of_another_tap_set_names_the_difference(tmp_path):
+    from seethrough.models.loading import init_model_from
+
+    _model(taps="layer2,layer3").save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"taps: \['layer2', 'layer3'\] there vs \['maxpool', 'layer1', 'layer2', "
+                                         r"'layer3'\] here"):
+        init_model_from(_model(), tmp_path / "other")

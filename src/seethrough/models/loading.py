@@ -124,7 +124,7 @@ def init_model_from(model: nn.Module, source: str | Path) -> None:
         raise FileNotFoundError(f"init_from {source} not found: give a model directory (seethrough convert ... "
                                 "--out DIR, or save_pretrained), a run directory or a last.ckpt")
     pre = load_for_inference(source).model
-    keys = ("name", "backbone", "num_classes", "in_chans", "stem")
+    keys = ("name", "backbone", "num_classes", "in_chans", "stem", "taps")
     ours, theirs = model.config, pre.config
     diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
     if diffs:
