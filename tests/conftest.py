@@ -30,3 +30,34 @@ def tiny_config_factory():
 def tiny_config(tmp_path):
     """``tiny_config(**overrides)`` → :func:`make_tiny_config` writing into ``tmp_path/run``."""
     return lambda **overrides: make_tiny_config(tmp_path / "run", **overrides)
+
+
+class Crash(Exception):
+    """Raised by :func:`crash_at_step` in place of a training step."""
+
+
+@pytest.fixture
+def crash_at_step(monkeypatch):
+    """``crash_at_step(n)`` makes the n-th ``Trainer.train_step`` call raise
+    ``crash_at_step.Crash`` (a crash mid-training); ``crash_at_step(None)`` restores the real
+    step for the resumed run."""
+    from seethrough.engine import Trainer
+
+    original = Trainer.train_step
+
+    def arm(n):
+        if n is None:
+            monkeypatch.setattr(Trainer, "train_step", original)
+            return
+        calls = {"n": 0}
+
+        def crashing_step(self, batch):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise Crash
+            return original(self, batch)
+
+        monkeypatch.setattr(Trainer, "train_step", crashing_step)
+
+    arm.Crash = Crash
+    return arm

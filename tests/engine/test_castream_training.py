@@ -86,12 +86,9 @@ def test_use_pre_of_a_model_that_is_not_an_fc_baseline_is_refused(fc_run, tmp_pa
         init_backbone_from(model, tmp_path / "ca", classes=classes)
 
 
-class Crash(Exception):
-    pass
-
-
-def test_kill_and_resume_of_a_castream_run_with_its_recipe_gives_the_same_weights(tiny_config, tmp_path, monkeypatch):
-    from seethrough.engine import Trainer
+def test_kill_and_resume_of_a_castream_run_with_its_recipe_gives_the_same_weights(tiny_config, tmp_path,
+                                                                                  crash_at_step):
+    from seethrough.config import TrainConfig
     from seethrough.engine.checkpoint import load_checkpoint
 
     recipe = dict(model="castream", backbone="test_resnet", img_size=64, augment="castream", optimizer="sgd", lr=0.1,
@@ -99,22 +96,11 @@ def test_kill_and_resume_of_a_castream_run_with_its_recipe_gives_the_same_weight
                   data_options={"num_samples": 48, "img_size": 64, "num_classes": 3})
     reference = tiny_config(**recipe)
     train(reference)
-    crash_at, original_step = 7, Trainer.train_step        # mid-epoch 2, after the milestone
-    calls = {"n": 0}
-
-    def crashing_step(self, batch):
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise Crash
-        return original_step(self, batch)
-
-    from seethrough.config import TrainConfig
-
     cfg = TrainConfig(**{**reference.__dict__, "out": str(tmp_path / "resumed")}).validate()
-    monkeypatch.setattr(Trainer, "train_step", crashing_step)
-    with pytest.raises(Crash):
+    crash_at_step(7)                                          # mid-epoch 2, after the milestone
+    with pytest.raises(crash_at_step.Crash):
         train(cfg)
-    monkeypatch.setattr(Trainer, "train_step", original_step)
+    crash_at_step(None)
     cfg.resume = True
     train(cfg)
     ref, ours = (load_checkpoint(Path(c.out) / "last.ckpt")["model"] for c in (reference, cfg))

@@ -27,10 +27,6 @@ def test_run_writes_summary_checkpoint_logs_and_best_model(tiny_config):
     assert any((out / "tensorboard").iterdir())
 
 
-class Crash(Exception):
-    pass
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, tiny_config_factory):
     cfg = tiny_config_factory(tmp_path_factory.mktemp("reference"), augment="crop-flip")
@@ -39,24 +35,15 @@ def uninterrupted(tmp_path_factory, tiny_config_factory):
 
 
 @pytest.mark.parametrize("crash_at", [3, 7])  # mid-epoch 1 (batch 3 of 6), mid-epoch 2
-def test_kill_and_resume_gives_the_same_weights(tiny_config, monkeypatch, crash_at, uninterrupted):
+def test_kill_and_resume_gives_the_same_weights(tiny_config, crash_at_step, crash_at, uninterrupted):
     reference = uninterrupted
 
     cfg = tiny_config(augment="crop-flip")
-    original_step = Trainer.train_step
-    calls = {"n": 0}
-
-    def crashing_step(self, batch):
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise Crash
-        return original_step(self, batch)
-
-    monkeypatch.setattr(Trainer, "train_step", crashing_step)
-    with pytest.raises(Crash):
+    crash_at_step(crash_at)
+    with pytest.raises(crash_at_step.Crash):
         train(cfg)
     assert load_checkpoint(Path(cfg.out) / "last.ckpt")["state"]["global_step"] == crash_at - 1
-    monkeypatch.setattr(Trainer, "train_step", original_step)
+    crash_at_step(None)
     cfg.resume = True
     summary = train(cfg)
     ref_weights, weights = final_weights(reference.out), final_weights(cfg.out)

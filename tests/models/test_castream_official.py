@@ -37,13 +37,7 @@ CONVNEXT_T_STREAM = {"cls_stream.0": (96, 192), "cls_stream.1": (192, 384), "cls
 CONVNEXT_PLACEMENT = (0, 2, 4, 7)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread is faster, and far faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- official-named checkpoints

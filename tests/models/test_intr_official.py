@@ -41,13 +41,7 @@ SMALL = dict(backbone=BACKBONE, d_model=D_MODEL, nheads=NHEADS, num_encoder_laye
              dim_feedforward=FFN)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread is faster, and far faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- official-named weights

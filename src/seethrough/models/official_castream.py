@@ -45,6 +45,7 @@ from torch import nn
 
 from .hub import load_state_dict_checked
 from .official import register_converter, unwrap_state_dict
+from .official_intr import RESNETS, resnet_name
 from .registry import create_model
 
 #: Where the original's training scripts put the weights (``engine/routines.py``).
@@ -53,18 +54,10 @@ OFFICIAL_TOKEN, OWN_TOKEN = "cls_token", "stream.cls_token"
 OWN_BACKBONE, OWN_FC, OWN_BLOCKS = "backbone.body.", "classifier.fc.", "stream.blocks."
 #: The original ResNet's stream blocks, in tap order (maxpool, layer1, layer2, layer3, layer4).
 RESNET_BLOCKS = ("base", "l1", "l2", "l3", "l4")
-#: torchvision ResNets of the original's ``dict_clsv1`` by block type and blocks per stage (timm
-#: has the same parameter names under the same model names). Its ResNeXt / wide ResNet entries
-#: build no CA model (``resnext50_32x4d_clsv1`` is torchvision's plain model; the others, and
-#: ``resnet152``, pass an extra positional ``project`` to ``_resnet`` and fail); 152 is kept
-#: because its layout is known.
-RESNETS = {
-    ("basic", (2, 2, 2, 2)): "resnet18",
-    ("basic", (3, 4, 6, 3)): "resnet34",
-    ("bottleneck", (3, 4, 6, 3)): "resnet50",
-    ("bottleneck", (3, 4, 23, 3)): "resnet101",
-    ("bottleneck", (3, 8, 36, 3)): "resnet152",
-}
+# The original's ResNets are torchvision's (official_intr.RESNETS, shared with DETR). Its
+# ResNeXt / wide ResNet entries of ``dict_clsv1`` build no CA model (``resnext50_32x4d_clsv1`` is
+# torchvision's plain model; the others, and ``resnet152``, pass an extra positional ``project``
+# to ``_resnet`` and fail); 152 is kept because its layout is known.
 #: Channels of a plain ResNet's first 3×3 convolution (layer1.0.conv2); ResNeXts and wide ResNets differ.
 RESNET_BASE_WIDTH = 64
 #: torchvision ConvNeXts (the original's ``convnext_*_clsv1``) by blocks per stage and stem width.
@@ -180,8 +173,7 @@ def _resnet_name(state: Mapping[str, torch.Tensor]) -> str | None:
     conv2 = state.get("layer1.0.conv2.weight")
     if conv2 is None or tuple(conv2.shape[:2]) != (RESNET_BASE_WIDTH, RESNET_BASE_WIDTH):
         return None  # a ResNeXt (grouped) or wide ResNet (wider) layer1
-    block = "bottleneck" if "layer1.0.conv3.weight" in state else "basic"
-    return RESNETS.get((block, _resnet_depths(state)))
+    return resnet_name(state, prefix="")
 
 
 def _convnext_name(state: Mapping[str, torch.Tensor]) -> str | None:
