@@ -52,6 +52,7 @@ def train(
     use_pre: Optional[str] = typer.Option(None, help="Initialize the backbone from this FC-baseline run of the same data (SCOUTER's use_pre)."),
     init_from: Optional[str] = typer.Option(None, help="Start from every weight of this model dir of the same architecture (e.g. `seethrough convert detr ...` for INTR)."),
     model_opt: Optional[List[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
+    stage_opt: Optional[List[str]] = typer.Option(None, "--stage-opt", help="Multi-stage recipe option KEY=VALUE, e.g. push_every=10 (protopnet, lvw)."),
     img_size: Optional[int] = typer.Option(None, help="Square input size in pixels."),
     augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr) | castream (resize, random resized crop, flip)."),
     resize: Optional[str] = typer.Option(None, help="square (resize to --img-size, SCOUTER) | detr (keep aspect: shorter side 800, max 1333; padded batches)."),
@@ -84,7 +85,7 @@ def train(
 ) -> None:
     """Train a model. Values: defaults < --preset < --config < flags."""
     flags = {k: v for k, v in locals().items()
-             if k not in {"config", "preset", "data_opt", "model_opt", "resize_opt", "set_"}}
+             if k not in {"config", "preset", "data_opt", "model_opt", "stage_opt", "resize_opt", "set_"}}
     from .config import resolve_config
     from .engine import train as run_training
 
@@ -93,6 +94,7 @@ def train(
             flags["devices"] = int(flags["devices"])
         flags["data_options"] = _parse_set(data_opt, "--data-opt") or None
         flags["model_options"] = _parse_set(model_opt, "--model-opt") or None
+        flags["stage_options"] = _parse_set(stage_opt, "--stage-opt") or None
         flags["resize_options"] = _parse_set(resize_opt, "--resize-opt") or None
         flags.update(_parse_set(set_, "--set"))
         cfg = resolve_config(preset=preset, config_file=config, overrides=flags)

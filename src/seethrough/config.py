@@ -51,7 +51,8 @@ class TrainConfig:
     use_pre: str | None = None
     init_from: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
-    # optimization
+    # optimization (stage_options: a multi-stage model's recipe, e.g. ProtoPNet's push schedule)
+    stage_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adamw"

@@ -70,6 +70,16 @@ def build_run_data(cfg: TrainConfig) -> RunData:
     return RunData(train, val, mean, std)
 
 
+def build_push_data(cfg: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> ImageDataset:
+    """The push set of prototype models: the training split without augmentation (the
+    evaluation transform), as ProtoPNet's unaugmented ``train_push`` folder."""
+    mode = "L" if cfg.in_chans == 1 else "RGB"
+    dataset = build_dataset(cfg.data, "train", mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
+    dataset.transform = build_transform(cfg.img_size, train=False, mean=mean, std=std, resize=cfg.resize,
+                                        resize_options=cfg.resize_options)
+    return dataset
+
+
 def make_loader(dataset: ImageDataset, cfg: TrainConfig, *, train: bool, rank: int, world_size: int,
                 pin_memory: bool = False) -> DataLoader:
     """A loader over ``(epoch, index)`` keys: per-epoch permutation, per-sample augmentation seed."""

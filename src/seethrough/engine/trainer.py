@@ -7,6 +7,7 @@ where it stopped. The best model is kept as safetensors in ``out/best``.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from .evaluate import accepts_padding_mask, evaluate_accuracy, forward_batch
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
 from .progress import EpochProgress
+from .stages import SINGLE_STAGE, recipe_for
 
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
 RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
-               "img_size", "resize", "resize_options", "batch_size", "seed")
+               "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options")
 
 
 def check_padding_support(model: torch.nn.Module, cfg: TrainConfig) -> None:
@@ -64,6 +66,10 @@ class RunState:
     train_images: int = 0
     epoch_sums: list[float] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+    # multi-stage recipes: the epoch whose push / scheduler step already ran, push records by epoch
+    pushed_epoch: int = -1
+    scheduled_epoch: int = -1
+    pushes: dict[str, Any] = field(default_factory=dict)
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -98,9 +104,20 @@ class Trainer:
         warning = model.training_warning() if hasattr(model, "training_warning") and not cfg.init_from else None
         if warning and not resume_state:
             fabric.print(f"warning: {warning}")
-        optimizer = build_optimizer(model, cfg)
-        self.scheduler = build_scheduler(optimizer, cfg)
-        self.model, self.optimizer = fabric.setup(model, optimizer)
+        self.recipe = recipe_for(model, cfg.epochs, cfg.stage_options)
+        if self.recipe is None:
+            self.plan = None
+            optimizers = {SINGLE_STAGE: build_optimizer(model, cfg)}
+            self.schedulers = {SINGLE_STAGE: build_scheduler(optimizers[SINGLE_STAGE], cfg)}
+        else:
+            self.plan = self.recipe.plan()
+            optimizers = self.recipe.build_optimizers(model)
+            self.schedulers = self.recipe.build_schedulers(optimizers)
+        self.model, *wrapped = fabric.setup(model, *optimizers.values())
+        self.optimizers = dict(zip(optimizers, wrapped))
+        self.total_epochs = len(self.plan) if self.plan is not None else cfg.epochs
+        self._loss_takes_batch = "batch" in inspect.signature(model.compute_loss).parameters
+        self._push_loader = None
         pin = fabric.device.type == "cuda"
         rank, world = fabric.global_rank, fabric.world_size
         self.train_loader = fabric.setup_dataloaders(
@@ -141,10 +158,26 @@ class Trainer:
                              "use the original settings or another --out")
         return ckpt
 
+    @property
+    def stage(self) -> str:
+        """The stage of the epoch in progress (``"train"`` for single-stage models)."""
+        if self.plan is None:
+            return SINGLE_STAGE
+        return self.plan[min(self.state.epoch, len(self.plan) - 1)].stage
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.optimizers[self.stage]
+
     def _load(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.plan is None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.schedulers[SINGLE_STAGE].load_state_dict(ckpt["scheduler"])
+        else:
+            for stage, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(ckpt["optimizer"][stage])
+                self.schedulers[stage].load_state_dict(ckpt["scheduler"][stage])
         scaler = getattr(self.fabric.strategy.precision, "scaler", None)
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
@@ -173,8 +206,10 @@ class Trainer:
             scaler = getattr(self.fabric.strategy.precision, "scaler", None)
             save_checkpoint({
                 "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                "optimizer": (self.optimizer.state_dict() if self.plan is None
+                              else {stage: opt.state_dict() for stage, opt in self.optimizers.items()}),
+                "scheduler": (self.schedulers[SINGLE_STAGE].state_dict() if self.plan is None
+                              else {stage: sched.state_dict() for stage, sched in self.schedulers.items()}),
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "state": self.state.__dict__,
                 "rng": capture_rng(),
@@ -190,13 +225,13 @@ class Trainer:
             self.cfg.save(self.out / CONFIG_NAME)
         started = time.time()
         try:
-            while self.state.epoch < self.cfg.epochs:
+            while self.state.epoch < self.total_epochs:
                 train_stats = self.train_epoch()
                 self.end_epoch(train_stats)
         except NonFiniteLossError:
             raise
         except BaseException:
-            if self.state.epoch < self.cfg.epochs and self._first_bad.item() < 0:
+            if self.state.epoch < self.total_epochs and self._first_bad.item() < 0:
                 self.fabric.print(f"training interrupted; saving a resumable checkpoint to {self.out / LAST_NAME}")
                 self.save_last(barrier=False)
             raise
@@ -213,8 +248,10 @@ class Trainer:
         # running sums: samples, loss·n, skipped, top-k correct — kept in the checkpoint
         sums = torch.tensor(state.epoch_sums or [0.0] * (3 + len(TOPK)), dtype=torch.float64, device=fabric.device)
         self._sums = sums
+        self.begin_stage()
         self.model.train()
-        progress = EpochProgress(f"epoch {state.epoch + 1}/{cfg.epochs}", total, start=state.batch_in_epoch,
+        label = f"epoch {state.epoch + 1}/{self.total_epochs}" + (f" {self.stage}" if self.plan else "")
+        progress = EpochProgress(label, total, start=state.batch_in_epoch,
                                  enabled=self.is_main and cfg.progress)
         tick = time.time()
         with progress:
@@ -261,7 +298,8 @@ class Trainer:
         if "image" not in batch:  # every sample of the batch was a skipped bad image
             return None
         out = forward_batch(self.model, batch)
-        terms = self.model.compute_loss(out, batch["label"])
+        extra = {"batch": batch} if self._loss_takes_batch else {}
+        terms = self.model.compute_loss(out, batch["label"], **extra)
         self.note_finite(terms["loss"])
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(terms["loss"])
@@ -294,17 +332,19 @@ class Trainer:
             )
 
     def end_epoch(self, train_stats: dict[str, float]) -> None:
-        cfg, state = self.cfg, self.state
+        cfg, state, stage = self.cfg, self.state, self.stage
         self.raise_if_non_finite()
-        self.scheduler.step()
+        if self.plan is None:
+            self.schedulers[SINGLE_STAGE].step()
         val = evaluate_accuracy(self.model, self.val_loader, self.fabric)
         state.epoch += 1
         state.batch_in_epoch = 0
         state.epoch_sums = []
-        record = {"epoch": state.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+        record = {"epoch": state.epoch, "lr": self.optimizers[stage].param_groups[0]["lr"],
+                  **({"stage": stage} if self.plan else {}),
                   **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val.items()}}
         state.history.append(record)
-        improved = val["acc1"] > state.best_acc1
+        improved = val["acc1"] > state.best_acc1 and self._eligible_for_best(state.epoch - 1)
         if improved:
             state.best_acc1, state.best_epoch = val["acc1"], state.epoch
             if self.is_main:
@@ -312,11 +352,56 @@ class Trainer:
                                                   val_acc1=val["acc1"], val_acc5=val["acc5"], **self.data_info())
         self.logger.log("epoch", state.global_step, **record)
         self.fabric.print(
-            f"epoch {state.epoch}/{cfg.epochs}  train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "
+            f"epoch {state.epoch}/{self.total_epochs}  train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "
             f"| val loss {val['loss']:.4f} acc1 {val['acc1']:.3f} acc5 {val['acc5']:.3f}  "
             f"| {train_stats['images_per_s']:.1f} img/s" + ("  (best)" if improved else "")
             + (f"  | skipped {train_stats['skipped']} bad images" if train_stats["skipped"] else ""))
         self.save_last()
+
+    # -- stages ----------------------------------------------------------------------------
+    def begin_stage(self) -> None:
+        """Multi-stage recipes: set the stage's trainable parameters, step its schedule once per
+        epoch (before training, as ProtoPNet's joint StepLR) and push when the plan says so."""
+        if self.plan is None:
+            return
+        state, entry = self.state, self.plan[self.state.epoch]
+        self.recipe.set_trainable(self.model.module, entry.stage)
+        if state.scheduled_epoch != state.epoch:
+            if entry.stage == "joint":
+                self.schedulers["joint"].step()
+            state.scheduled_epoch = state.epoch
+        if entry.push_before and state.pushed_epoch != state.epoch:
+            self.push()
+            state.pushed_epoch = state.epoch
+            self.save_last()
+
+    def push(self) -> None:
+        """Replace every prototype by its nearest latent patch of the push set (the training
+        split, evaluation transform), as one batched pass; records kept for the gallery."""
+        from ..prototypes.push import push_prototypes
+        from .data import build_push_data
+
+        if self._push_loader is None:
+            dataset = build_push_data(self.cfg, self.data.mean, self.data.std)
+            self._push_loader = self.fabric.setup_dataloaders(
+                make_loader(dataset, self.cfg, train=False, rank=self.fabric.global_rank,
+                            world_size=self.fabric.world_size), use_distributed_sampler=False)
+        module = self.model.module
+        was_training = module.training
+        started = time.time()
+        result = push_prototypes(module, self._push_loader, fabric=self.fabric)
+        module.train(was_training)
+        self.state.pushes[str(self.state.epoch)] = result.to_json()
+        self.fabric.print(f"push before epoch {self.state.epoch + 1}: {module.num_prototypes} prototypes set to their "
+                          f"nearest training patches ({time.time() - started:.1f} s)")
+        self.logger.log("push", self.state.global_step, epoch=self.state.epoch, seconds=time.time() - started)
+
+    def _eligible_for_best(self, epoch_index: int) -> bool:
+        """With pushes in the plan, only pushed models (last-layer epochs) count as "best": their
+        prototypes are real training patches, so the gallery shows what the model uses."""
+        if self.plan is None or not any(entry.push_before for entry in self.plan):
+            return True
+        return self.plan[epoch_index].stage == "last"
 
     def write_summary(self, wall_seconds: float) -> dict[str, Any]:
         state = self.state

@@ -364,3 +364,4 @@ def _scouter_hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapp
 # Converters living in their own files register themselves on import (kept last: they import this module).
 from . import official_intr  # noqa: E402,F401  (kinds "detr", "intr")
 from . import official_castream  # noqa: E402,F401  (kind "castream")
+from . import official_prototype  # noqa: E402,F401  (kinds "protopnet", "lvw")

@@ -1,2 +1,2 @@
 """One file per paper's head; importing this package registers them all."""
-from . import castream, intr, linear, scouter  # noqa: F401
+from . import castream, intr, linear, prototype, scouter  # noqa: F401
