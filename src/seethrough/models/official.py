@@ -104,7 +104,9 @@ def load_checkpoint_file(path: str | Path) -> Any:
             "    python -c \"import torch; ck = torch.load('IN.pth', map_location='cpu', weights_only=False); "
             "sd = ck.get('model', ck) if isinstance(ck, dict) else ck.state_dict(); "
             "torch.save(sd, 'OUT.pth')\"\n"
-            "and pass OUT.pth (or the state dict itself) to from_official."
+            "and pass OUT.pth (or the state dict itself) to from_official. A whole pickled model (ProtoPNet's "
+            "and LVW's save.py write torch.save(model)) unpickles only where its classes import: run that "
+            "command inside the original repository's directory."
         ) from err
 
 
