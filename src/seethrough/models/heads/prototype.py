@@ -77,10 +77,12 @@ def similarity(distances: torch.Tensor, activation: str = "log") -> torch.Tensor
     return -distances
 
 
-def class_identity(num_prototypes: int, num_classes: int) -> torch.Tensor:
-    """P×C one-hot: prototype j belongs to class ``j // (P / C)``."""
-    per_class = num_prototypes // num_classes
-    return F.one_hot(torch.arange(num_prototypes) // per_class, num_classes).float()
+def class_identity(num_prototypes: int, num_classes: int, classes: list[int] | None = None) -> torch.Tensor:
+    """P×C one-hot: prototype j belongs to class ``j // (P / C)``, or to ``classes[j]`` (a
+    pruned model, whose classes keep different numbers of prototypes)."""
+    if classes is None:
+        classes = (torch.arange(num_prototypes) // (num_prototypes // num_classes)).tolist()
+    return F.one_hot(torch.tensor(classes, dtype=torch.long), num_classes).float()
 
 
 class PrototypeNet(SeeThroughModel):
@@ -91,7 +93,8 @@ class PrototypeNet(SeeThroughModel):
         p, d, c = config["num_prototypes"], config["prototype_dim"], config["num_classes"]
         self.add_on = add_on_layers(backbone.num_features, d, config["add_on"])
         self.prototypes = nn.Parameter(torch.rand(p, d, 1, 1))
-        self.register_buffer("prototype_class_identity", class_identity(p, c), persistent=False)
+        self.register_buffer("prototype_class_identity", class_identity(p, c, config.get("prototype_classes")),
+                             persistent=False)
         self.last_layer = nn.Linear(p, c, bias=False)
         identity = self.prototype_class_identity.t()
         self.last_layer.weight.data.copy_(CORRECT_CLASS_WEIGHT * identity + INCORRECT_CLASS_WEIGHT * (1 - identity))
@@ -124,8 +127,14 @@ class PrototypeNet(SeeThroughModel):
 
 def _prototype_model(name: str, *, num_classes: int, backbone: str, pretrained: bool, num_prototypes: int | None,
                      per_class: int, prototype_dim: int, add_on: str, activation: str, class_specific: bool,
-                     loss_weights: dict | None, backbone_options: dict) -> PrototypeNet:
+                     loss_weights: dict | None, backbone_options: dict,
+                     prototype_classes: list[int] | None = None) -> PrototypeNet:
     p = num_prototypes if num_prototypes is not None else per_class * num_classes
+    if prototype_classes is not None:
+        prototype_classes = [int(c) for c in prototype_classes]
+        if len(prototype_classes) != p or not all(0 <= c < num_classes for c in prototype_classes):
+            raise ValueError(f"prototype_classes must give each of the {p} prototypes a class in [0, {num_classes}), "
+                             f"got {len(prototype_classes)} entries")
     checks = [
         (add_on in ADD_ON_TYPES, f"add_on must be one of {', '.join(ADD_ON_TYPES)}, got {add_on!r}"),
         (activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"),
@@ -136,7 +145,7 @@ def _prototype_model(name: str, *, num_classes: int, backbone: str, pretrained: 
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    if p % num_classes:
+    if p % num_classes and prototype_classes is None:
         raise ValueError(f"num_prototypes={p} is not divisible by num_classes={num_classes}: each class gets "
                          f"num_prototypes / num_classes prototypes (e.g. {num_classes * (p // num_classes or 1)} or "
                          f"{num_classes * (p // num_classes + 1)})")
@@ -146,29 +155,31 @@ def _prototype_model(name: str, *, num_classes: int, backbone: str, pretrained: 
         raise ValueError(f"unknown loss_weights {unknown}; valid: {', '.join(PROTOTYPE_LOSS_DEFAULTS[name])}")
     return build_model(PrototypeNet, name, num_classes=num_classes, backbone=backbone, pretrained=pretrained,
                        backbone_options=backbone_options, num_prototypes=p, prototype_dim=prototype_dim,
-                       add_on=add_on, activation=activation, class_specific=class_specific, loss_weights=weights)
+                       add_on=add_on, activation=activation, class_specific=class_specific, loss_weights=weights,
+                       prototype_classes=prototype_classes)
 
 
 @register_model("protopnet")
 def protopnet(*, num_classes: int, backbone: str = "resnet34", pretrained: bool = False,
               num_prototypes: int | None = None, prototype_dim: int = PROTOTYPE_DIM, add_on: str = "bottleneck",
               activation: str = "log", class_specific: bool = True, loss_weights: dict | None = None,
-              **backbone_options) -> PrototypeNet:
+              prototype_classes: list[int] | None = None, **backbone_options) -> PrototypeNet:
     """ProtoPNet: ``num_prototypes`` (default 10 per class) class-specific prototypes of
     ``prototype_dim`` (128) channels, ``add_on`` ``bottleneck`` (or ``regular``), ``activation``
-    ``log`` (or ``linear``); ``loss_weights`` override CE 1, cluster 0.8, separation 0.08, L1 1e-4."""
+    ``log`` (or ``linear``); ``loss_weights`` override CE 1, cluster 0.8, separation 0.08, L1 1e-4;
+    ``prototype_classes`` (one class per prototype) after pruning, else ``j // (P / C)``."""
     return _prototype_model("protopnet", num_classes=num_classes, backbone=backbone, pretrained=pretrained,
                             num_prototypes=num_prototypes, per_class=PROTOTYPES_PER_CLASS,
                             prototype_dim=prototype_dim, add_on=add_on, activation=activation,
                             class_specific=class_specific, loss_weights=loss_weights,
-                            backbone_options=backbone_options)
+                            backbone_options=backbone_options, prototype_classes=prototype_classes)
 
 
 @register_model("lvw")
 def lvw(*, num_classes: int, backbone: str = "resnet34", pretrained: bool = False,
         num_prototypes: int | None = None, prototype_dim: int = PROTOTYPE_DIM, add_on: str = "regular",
         activation: str = "log", class_specific: bool = False, loss_weights: dict | None = None,
-        **backbone_options) -> PrototypeNet:
+        prototype_classes: list[int] | None = None, **backbone_options) -> PrototypeNet:
     """Learnable Visual Words: ``num_prototypes`` (default 5 per class) words shared by every
     class (class-agnostic cluster cost, no separation, unmasked L1), ``regular`` add-on, and the
     attention alignment to the base model's Grad-CAM maps (weight 10, top-10 words).
@@ -177,4 +188,4 @@ def lvw(*, num_classes: int, backbone: str = "resnet34", pretrained: bool = Fals
                             num_prototypes=num_prototypes, per_class=LVW_WORDS_PER_CLASS,
                             prototype_dim=prototype_dim, add_on=add_on, activation=activation,
                             class_specific=class_specific, loss_weights=loss_weights,
-                            backbone_options=backbone_options)
+                            backbone_options=backbone_options, prototype_classes=prototype_classes)
