@@ -23,6 +23,8 @@ class SeeThroughModel(nn.Module):
     #: Options that change how the same weights compute, with their valid values (evaluated as
     #: variants by ``seethrough evaluate``, e.g. CA-Stream's ``pooling``: ``ca`` / ``gap``).
     runtime_options: dict[str, tuple] = {}
+    #: Multi-stage training recipe (``seethrough.engine.stages.RECIPES``), or ``None``: one stage.
+    stage_recipe: str | None = None
 
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__()

@@ -88,6 +88,8 @@ def class_identity(num_prototypes: int, num_classes: int, classes: list[int] | N
 class PrototypeNet(SeeThroughModel):
     """Backbone → add-on → prototype layer → last layer (ProtoPNet; LVW with shared words)."""
 
+    stage_recipe = "prototype"
+
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__(config, backbone)
         p, d, c = config["num_prototypes"], config["prototype_dim"], config["num_classes"]
