@@ -1,7 +1,7 @@
 """push_prototypes: every prototype lands exactly on the nearest latent patch of the push set."""
 from __future__ import annotations
 
-import copy
+import json
 
 import pytest
 import torch
@@ -91,7 +91,7 @@ def test_push_restores_training_mode_and_keeps_no_grad(dataset):
 def test_result_json_round_trip(dataset, tmp_path):
     result = push_prototypes(make_model(), make_loader(dataset))
     text = result.to_json(tmp_path / "push.json")
-    back = PushResult.from_dict(__import__("json").loads((tmp_path / "push.json").read_text()))
+    back = PushResult.from_dict(json.loads((tmp_path / "push.json").read_text()))
     assert text == back.to_json()
     assert torch.equal(back.index, result.index) and back.latent_size == result.latent_size
 
@@ -115,7 +115,7 @@ def test_missing_class_is_refused_and_named(dataset):
     model = make_model("protopnet")
     before = model.prototypes.detach().clone()
     no_last_class = Subset(dataset, [i for i in range(len(dataset)) if i % NUM_CLASSES != NUM_CLASSES - 1])
-    with pytest.raises(ValueError, match=r"1 classes have no image.*2 \(" + dataset.classes[2]):
+    with pytest.raises(ValueError, match=r"no image of 1 class\(es\).*: 2 \(" + dataset.classes[2]):
         push_prototypes(model, make_loader(no_last_class))
     assert torch.equal(model.prototypes, before), "a refused push leaves the prototypes unchanged"
     result = push_prototypes(model, make_loader(no_last_class), class_specific=False)  # any image will do
@@ -186,8 +186,26 @@ def test_rank_merge_breaks_ties_by_dataset_index():
     assert int(search.count) == 11
 
 
-def test_copy_of_model_is_pushed_not_the_original(dataset):
-    model = make_model()
-    twin = copy.deepcopy(model)
-    push_prototypes(twin, make_loader(dataset))
-    assert not torch.equal(model.prototypes, twin.prototypes)
+
+def test_push_through_fabric_wrappers(dataset):
+    """A Fabric-wrapped model and loader (one process): the same push as the plain ones."""
+    from lightning.fabric import Fabric
+
+    fabric = Fabric(accelerator="cpu", devices=1)
+    plain, wrapped = make_model(), make_model()
+    expected = push_prototypes(plain, make_loader(dataset))
+    model = fabric.setup_module(wrapped)
+    result = push_prototypes(model, fabric.setup_dataloaders(make_loader(dataset), use_distributed_sampler=False),
+                             fabric=fabric)
+    for key in ("index", "y", "x"):
+        assert torch.equal(getattr(result, key), getattr(expected, key)), key
+    assert torch.equal(wrapped.prototypes, plain.prototypes)
+    with pytest.raises(ValueError, match="has 4 classes"):  # the dataset is found through the Fabric loader
+        push_prototypes(model, fabric.setup_dataloaders(make_loader(make_dataset(num_classes=4))), fabric=fabric)
+
+
+def test_labels_outside_the_model_classes_are_refused(dataset):
+    batch = next(iter(make_loader(dataset)))
+    batch["label"] = batch["label"] + NUM_CLASSES  # a plain list of batches: no dataset to ask for its class count
+    with pytest.raises(ValueError, match=r"labels \[3, 4, 5\] are outside \[0, 3\)"):
+        push_prototypes(make_model(), [batch])

@@ -225,7 +225,7 @@ def this_looks_like_that(model: nn.Module, image_tensor: torch.Tensor, gallery_d
     for row, (j, heat) in enumerate(zip(top, heats)):
         box = high_activation_box(heat, percentile)
         x0, y0, x1, y1 = box
-        weight = float(net.last_layer.weight[predicted, j])
+        weight = float(net.last_layer.weight.detach()[predicted, j])
         sim = float(scores[j])
         entry = entries[j]
         crop_path = gallery_dir / entry["files"]["crop"]

@@ -34,6 +34,8 @@ from ..models.heads.prototype import squared_distances
 #: Dataset index / position recorded for a prototype that found no patch (class-specific push
 #: with no image of its class); such a push is refused before the prototypes change.
 NO_PATCH = -1
+#: Classes named in the error about classes without images (the rest are counted).
+MAX_LISTED_CLASSES = 20
 #: Batch keys the push reads (the dataset contract of :mod:`seethrough.data.base`).
 IMAGE_KEY, LABEL_KEY, INDEX_KEY = "image", "label", "index"
 
@@ -122,18 +124,23 @@ class NearestPatchSearch:
 
     def update(self, latent: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
         """Fold in one batch: ``latent`` B×D×h×w, ``labels`` and dataset ``indices`` of length B."""
+        self.update_with_distances(squared_distances(latent, self.prototypes), latent, labels, indices)
+
+    def update_with_distances(self, distances: torch.Tensor, latent: torch.Tensor, labels: torch.Tensor,
+                              indices: torch.Tensor) -> None:
+        """:meth:`update` with the B×P×h×w distances (1) of ``latent`` already computed."""
         b, _, h, w = latent.shape
         self.latent_hw = torch.tensor([h, w], device=self.latent_hw.device)
-        distances = squared_distances(latent, self.prototypes).float()  # B×P×h×w, Eq. (1)
+        per_image = distances.float().flatten(2)  # B×P×(h·w)
+        image_min = per_image.amin(dim=2)  # B×P: each image's nearest patch to each prototype
         if self.prototype_class is not None:  # only images of the prototype's class count
-            other_class = self.prototype_class[None, :] != labels[:, None]  # B×P
-            distances = distances.masked_fill(other_class[:, :, None, None], float("inf"))
-        flat = distances.transpose(0, 1).reshape(distances.shape[1], -1)  # P×(B·h·w)
-        where = flat.argmin(dim=1)
-        batch_min = flat.gather(1, where[:, None]).squeeze(1)
+            image_min = image_min.masked_fill(self.prototype_class[None, :] != labels[:, None], float("inf"))
+        image = image_min.argmin(dim=0)  # P: the first image holding the batch minimum
+        batch_min = image_min.gather(0, image[None]).squeeze(0)
+        columns = torch.arange(per_image.shape[1], device=per_image.device)
+        pos = per_image[image, columns].argmin(dim=1)  # P: its first position at that minimum
         self.nan_batches += torch.isnan(batch_min).any()
         better = batch_min < self.distance
-        image, pos = where // (h * w), where % (h * w)
         row, col = pos // w, pos % w
         self.distance = torch.where(better, batch_min, self.distance)
         self.vector = torch.where(better[:, None], latent[image, :, row, col].to(self.vector.dtype), self.vector)
@@ -211,10 +218,12 @@ def push_prototypes(model: nn.Module, loader: Iterable[dict], *, class_specific:
             for batch in loader:
                 if IMAGE_KEY not in batch:  # every sample of the batch was skipped as unreadable
                     continue
-                labels = batch[LABEL_KEY].to(device)
+                labels = batch[LABEL_KEY]  # checked before the move: no device sync for loaders on the CPU
                 if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-                    raise ValueError(f"push set label {int(labels.max())} is outside [0, {num_classes}) for a "
-                                     f"model of {num_classes} classes; push with the dataset the model was built for")
+                    bad = sorted(set(labels[(labels < 0) | (labels >= num_classes)].tolist()))
+                    raise ValueError(f"push set labels {bad[:5]} are outside [0, {num_classes}) for a model of "
+                                     f"{num_classes} classes; push with the dataset the model was built for")
+                labels = labels.to(device)
                 latent = net.latent(batch[IMAGE_KEY].to(device=device, dtype=dtype))
                 search.update(latent, labels, batch[INDEX_KEY].to(device))
     finally:
@@ -244,9 +253,12 @@ def _check(search: NearestPatchSearch, class_specific: bool, net: nn.Module, dat
         return
     classes = sorted(set(net.prototype_class_identity[missing].argmax(dim=1).tolist()))
     names = getattr(dataset, "classes", None)
-    listed = ", ".join(f"{c} ({names[c]})" if names and c < len(names) else str(c) for c in classes)
+    listed = ", ".join(f"{c} ({names[c]})" if names and c < len(names) else str(c)
+                       for c in classes[:MAX_LISTED_CLASSES])
+    if len(classes) > MAX_LISTED_CLASSES:
+        listed += f", … ({len(classes) - MAX_LISTED_CLASSES} more)"
     mode = "class-specific " if class_specific else ""
-    raise ValueError(f"{mode}push: {len(classes)} classes have no image in the push set, so their prototypes have "
+    raise ValueError(f"{mode}push: the push set has no image of {len(classes)} class(es), so their prototypes have "
                      f"no patch to move to: {listed}; push with a set that holds every class (the unaugmented "
                      "training set)" + (", or pass class_specific=False" if class_specific else ""))
 
