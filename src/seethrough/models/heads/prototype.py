@@ -63,8 +63,8 @@ def add_on_layers(in_channels: int, dim: int, kind: str) -> nn.Sequential:
 
 def squared_distances(latent: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     """Eq. (1): B×P×h×w squared L2 distances between every latent position and every prototype
-    (P×D×1×1), as ‖z‖² − 2 z·p + ‖p‖² (the original's 1×1 convolutions, computed as one matrix
-    product: the same sums, ~3× faster on CPU), clamped at 0."""
+    (P×D×1×1), as ‖z‖² − 2 z·p + ‖p‖² (the original's 1×1 convolutions, written as one matrix
+    product), clamped at 0."""
     z2 = (latent ** 2).sum(dim=1, keepdim=True)
     zp = torch.einsum("pd,bdhw->bphw", prototypes.flatten(1), latent)
     p2 = (prototypes ** 2).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
