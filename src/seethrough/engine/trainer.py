@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .progress import EpochProgress
 from .stages import SINGLE_STAGE, recipe_for
 
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
+#: Where a prototype model's gallery goes, inside ``best/``.
+GALLERY_DIR = "prototypes"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
 RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
                "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options")
@@ -237,6 +240,8 @@ class Trainer:
             raise
         finally:
             self.logger.close()
+        if self.plan is not None and self.is_main:
+            self.render_gallery()
         return self.write_summary(time.time() - started)
 
     def train_epoch(self) -> dict[str, float]:
@@ -368,7 +373,9 @@ class Trainer:
         self.recipe.set_trainable(self.model.module, entry.stage)
         if state.scheduled_epoch != state.epoch:
             if entry.stage == "joint":
-                self.schedulers["joint"].step()
+                with warnings.catch_warnings():   # stepped before the epoch's first optimizer step, on purpose
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                    self.schedulers["joint"].step()
             state.scheduled_epoch = state.epoch
         if entry.push_before and state.pushed_epoch != state.epoch:
             self.push()
@@ -391,17 +398,38 @@ class Trainer:
         started = time.time()
         result = push_prototypes(module, self._push_loader, fabric=self.fabric)
         module.train(was_training)
-        self.state.pushes[str(self.state.epoch)] = result.to_json()
+        if not self.state.pushes:   # from now on only pushed models compete for best/
+            self.state.best_acc1, self.state.best_epoch = -1.0, -1
+        self.state.pushes[str(self.state.epoch)] = result.to_dict()
         self.fabric.print(f"push before epoch {self.state.epoch + 1}: {module.num_prototypes} prototypes set to their "
                           f"nearest training patches ({time.time() - started:.1f} s)")
         self.logger.log("push", self.state.global_step, epoch=self.state.epoch, seconds=time.time() - started)
 
     def _eligible_for_best(self, epoch_index: int) -> bool:
-        """With pushes in the plan, only pushed models (last-layer epochs) count as "best": their
+        """Once a push has run, only pushed models (last-layer epochs) count as "best": their
         prototypes are real training patches, so the gallery shows what the model uses."""
-        if self.plan is None or not any(entry.push_before for entry in self.plan):
+        if self.plan is None or not self.state.pushes:
             return True
         return self.plan[epoch_index].stage == "last"
+
+    def render_gallery(self) -> None:
+        """The prototype gallery of ``best/`` (rank 0, once at the end): the push that set its
+        prototypes, rendered into ``best/prototypes/``."""
+        from ..models.hub import from_pretrained
+        from ..prototypes.gallery import render_gallery
+        from ..prototypes.push import PushResult
+        from .data import build_push_data
+
+        best_index = self.state.best_epoch - 1
+        pushed = [int(epoch) for epoch in self.state.pushes if int(epoch) <= best_index]
+        if not pushed or not (self.out / BEST_DIR).exists():
+            return
+        result = PushResult.from_dict(self.state.pushes[str(max(pushed))])
+        model = from_pretrained(self.out / BEST_DIR).to(self.fabric.device)
+        dataset = build_push_data(self.cfg, self.data.mean, self.data.std)
+        render_gallery(model, dataset, result, self.out / BEST_DIR / GALLERY_DIR, mean=self.data.mean,
+                       std=self.data.std)
+        self.fabric.print(f"prototype gallery: {self.out / BEST_DIR / GALLERY_DIR}")
 
     def write_summary(self, wall_seconds: float) -> dict[str, Any]:
         state = self.state
