@@ -122,7 +122,7 @@ def test_demo_writes_pictures_and_summary(tmp_path):
                      "--accelerator", "cpu")
     assert invoked.exit_code == 0, invoked.output
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["models"]) == {"fc", "scouter+", "scouter-", "intr", "castream"}
+    assert set(summary["models"]) == {"fc", "scouter+", "scouter-", "intr", "castream", "protopnet"}
     for name, result in summary["models"].items():
         assert 0.0 <= result["evidence_mass"] <= 1.0 and 0.0 < result["evidence_mass_uniform"] < 1.0
         assert list((out / name / "pictures").glob("*_explanation.png")), name
@@ -131,6 +131,9 @@ def test_demo_writes_pictures_and_summary(tmp_path):
     assert gap["val_acc1"] == summary["models"]["fc"]["best_val_acc1"] and 0.0 <= gap["evidence_mass"] <= 1.0
     assert list((out / "castream" / "pooling-gap" / "pictures").glob("*_explanation.png"))
     assert "castream [pooling-gap], same weights" in " ".join(invoked.output.split())
+    proto = summary["models"]["protopnet"]                    # pushed, gallery and "this looks like that"
+    assert (out / "protopnet" / "best" / "prototypes" / "gallery.json").is_file() and proto["gallery"]
+    assert all(Path(p).is_file() for p in proto["this_looks_like_that"])
 
 
 def test_data_imagenet_val_regroups_without_touching_originals(tmp_path):

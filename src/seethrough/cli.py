@@ -151,6 +151,7 @@ def explain(
     method_opt: Optional[List[str]] = typer.Option(None, "--method-opt", help="Explainer option KEY=VALUE, e.g. target_layer=backbone."),
     heads: bool = typer.Option(False, "--heads", help="Per-head strips (INTR): the --label class's query first, then its look-alikes up to --k."),
     layer: int = typer.Option(-1, help="Decoder layer for --heads (-1: the last)."),
+    prototypes: bool = typer.Option(False, "--prototypes", help="'This looks like that' (protopnet, lvw): the --k most activated prototypes next to their source patches from the gallery."),
 ) -> None:
     """Overlay each image with evidence maps for the chosen classes (the model's own, or post-hoc)."""
     from .explanations.files import explain_files
@@ -159,6 +160,12 @@ def explain(
         indices = [int(c) for c in classes.split(",")] if classes else None
         if indices is not None and policy == "pred":
             policy = "explicit"
+        if prototypes:
+            from .explanations.files import explain_files_prototypes
+
+            paths = explain_files_prototypes(checkpoint, images, out, k=k)
+            console.print(f"wrote {len(paths)} files to {out}/")
+            return
         if heads:
             from .explanations.files import explain_files_heads
 
@@ -354,3 +361,12 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_subcommands() -> None:
+    from .cli_prototypes import prototypes_app
+
+    app.add_typer(prototypes_app, name="prototypes")
+
+
+_register_subcommands()

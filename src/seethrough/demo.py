@@ -37,7 +37,16 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     # FC network itself, so its accuracy is the FC run's
     "castream": {"overrides": {"model": "castream", "optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4},
                  "policy": "gt", "use_pre": "fc", "compare": {"pooling": "gap"}},
+    # ProtoPNet on the FC backbone (trained already, so no warm-up), 10 prototypes per class:
+    # a joint epoch, the push, one last-layer epoch, then the next joint epoch; its gallery and
+    # "this looks like that" pictures come from the pushed (best) model
+    "protopnet": {"overrides": {"model": "protopnet", "model_options": {"prototype_dim": 32, "add_on": "regular"},
+                                "stage_options": {"warm_epochs": 0, "push_start": 0, "push_every": 2,
+                                                  "last_layer_epochs": 1}},
+                  "policy": "gt", "use_pre": "fc", "gallery": True},
 }
+#: Validation images explained by "this looks like that" per prototype model.
+NUM_PROTOTYPE_PICTURES = 2
 #: Validation images rendered per model.
 NUM_PICTURES = 8
 #: Validation images scored against the evidence masks per model.
@@ -72,6 +81,26 @@ def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], pol
             "explained_class": policy}
 
 
+def render_prototype_views(run_dir: Path, data_options: dict[str, Any]) -> dict[str, Any]:
+    """'This looks like that' for a few validation images, from the run's prototype gallery."""
+    from .engine.trainer import BEST_DIR, GALLERY_DIR
+    from .prototypes.gallery import this_looks_like_that
+
+    gallery = run_dir / BEST_DIR / GALLERY_DIR
+    if not (gallery / "gallery.json").is_file():   # no push ran (e.g. --epochs 1)
+        return {"gallery": None}
+    loaded = load_for_inference(run_dir)
+    val = build_dataset("synthetic", "val", **data_options)
+    val.transform = loaded.transform(square=True)
+    pictures = []
+    for i in range(NUM_PROTOTYPE_PICTURES):
+        path = run_dir / "pictures" / f"val{i:03d}_this_looks_like_that.png"
+        this_looks_like_that(loaded.model, val[i]["image"], gallery, path, k=3, mean=loaded.mean, std=loaded.std,
+                             classes=loaded.classes)
+        pictures.append(str(path))
+    return {"gallery": str(gallery), "this_looks_like_that": pictures}
+
+
 def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None, backbone: str | None = None,
              samples: int | None = None, accelerator: str = "auto") -> dict[str, Any]:
     """Train every demo model and write ``out/<model>/`` (run, pictures) and ``out/summary.json``.
@@ -95,6 +124,8 @@ def run_demo(out: str | Path = "seethrough-demo", *, epochs: int | None = None, 
             "images_per_s": trained["images_per_s"], **scores,
             "pictures": str(run_dir / "pictures"), "run": str(run_dir),
         }
+        if entry.get("gallery"):
+            summary["models"][name].update(render_prototype_views(run_dir, cfg.data_options))
         if "compare" in entry:
             variant = "-".join(f"{k}-{v}" for k, v in entry["compare"].items())
             same_as = summary["models"][entry["use_pre"]]

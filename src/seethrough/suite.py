@@ -133,7 +133,7 @@ def _variants(model, protocol: Protocol) -> list[dict[str, Any]]:
 
 def _evaluate_model(fabric: Fabric, label: str, source: str, loaded: InferenceModel, protocol: Protocol, *, data,
                     split, data_options, limit, batch_size, workers, on_bad_image, progress) -> ModelResult:
-    spec, options = _data_for(source, data, data_options)
+    spec, options = data_for_run(source, data, data_options)
     dataset = build_dataset(spec, split, mode="L" if loaded.in_chans == 1 else "RGB", on_bad_image=on_bad_image,
                             **options)
     if dataset.num_classes != len(loaded.classes):
@@ -292,7 +292,7 @@ def _metrics_for(protocol: Protocol, loaded: InferenceModel, explainer: str,
     return built
 
 
-def _data_for(source: str, data: str | None, data_options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def data_for_run(source: str, data: str | None, data_options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """The dataset to evaluate on: ``--data`` if given, else the run's own (``config.yaml``)."""
     if data is not None:
         return data, dict(data_options or {})

@@ -36,6 +36,31 @@ def explain_files_heads(checkpoint: str, images: Sequence[str | Path], out: str 
                         [Path(p).stem for p in images])
 
 
+def explain_files_prototypes(checkpoint: str, images: Sequence[str | Path], out: str | Path, *,
+                             k: int = 3) -> list[Path]:
+    """ProtoPNet's "this looks like that" for image files: each image's ``k`` most activated
+    prototypes next to their source patches from the model's gallery (``best/prototypes``)."""
+    from ..prototypes.gallery import this_looks_like_that
+    from ..engine.trainer import BEST_DIR, GALLERY_DIR
+
+    loaded, batch = _load(checkpoint, images, None)
+    root = Path(checkpoint)
+    gallery = next((d for d in (root / BEST_DIR / GALLERY_DIR, root / GALLERY_DIR, root.parent / GALLERY_DIR)
+                    if (d / "gallery.json").is_file()), None)
+    if gallery is None:
+        raise FileNotFoundError(f"{checkpoint} has no prototype gallery ({BEST_DIR}/{GALLERY_DIR}/gallery.json): it is "
+                                "written at the end of a prototype model's training once a push has run")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image, source in zip(batch, images):
+        path = out / f"{Path(source).stem}_this_looks_like_that.png"
+        this_looks_like_that(loaded.model, image, gallery, path, k=k, mean=loaded.mean, std=loaded.std,
+                             classes=loaded.classes)
+        paths.append(path)
+    return paths
+
+
 def _load(checkpoint: str, images: Sequence[str | Path], labels: Sequence[int] | None):
     """The model for inference and the files preprocessed as in training, as one batch."""
     loaded = load_for_inference(checkpoint)

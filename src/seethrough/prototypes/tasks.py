@@ -1,0 +1,48 @@
+"""Command-level tasks of prototype models on a dataset: pruning a trained model, and LVW's IoU
+evaluation. They read the data the model was trained on (its run's ``config.yaml``) unless told
+otherwise, preprocess as the model's evaluation transform, and write JSON next to their output."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from ..data import build_dataset
+from ..data.base import collate
+from ..models.loading import load_for_inference
+from .prune import PRUNE_K, PRUNE_TAU, find_prunable, pruned_model
+
+#: What ``prune`` writes beside the pruned model.
+PRUNE_REPORT = "prune.json"
+
+
+def _loader(source: str, loaded, data: str | None, data_options: dict | None, split: str, batch_size: int):
+    from ..suite import data_for_run
+
+    spec, options = data_for_run(source, data, data_options)
+    dataset = build_dataset(spec, split, mode="L" if loaded.in_chans == 1 else "RGB", **options)
+    if dataset.num_classes != len(loaded.classes):
+        raise ValueError(f"{source} has {len(loaded.classes)} classes but --data {spec} has {dataset.num_classes}")
+    dataset.transform = loaded.transform(square=True)
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate), spec
+
+
+def prune_model(source: str, out: str | Path, *, data: str | None = None, data_options: dict | None = None,
+                split: str = "train", k: int = PRUNE_K, tau: int = PRUNE_TAU, batch_size: int = 32) -> dict[str, Any]:
+    """Prune ``source`` (ProtoPNet's k = 6, τ = 3 over its training images) and save the pruned
+    model to ``out`` with ``prune.json`` (kept / pruned prototypes, own-class counts)."""
+    loaded = load_for_inference(source)
+    if getattr(loaded.model, "stage_recipe", None) != "prototype":
+        raise ValueError(f"{source} is a {loaded.model.config.get('name')!r} model; pruning applies to prototype "
+                         "models (protopnet, lvw)")
+    loader, spec = _loader(source, loaded, data, data_options, split, batch_size)
+    result = find_prunable(loaded.model, loader, k=k, tau=tau)
+    model = pruned_model(loaded.model, result.keep)
+    out = Path(out)
+    model.save_pretrained(out, classes=list(loaded.classes), mean=list(loaded.mean), std=list(loaded.std),
+                          img_size=loaded.img_size, pruned_from=str(source), prune_k=k, prune_tau=tau)
+    report = {"source": str(source), "data": spec, "split": split, **result.to_json()}
+    (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
+    return report
