@@ -66,3 +66,28 @@ def test_bad_pruning_settings_are_refused():
         find_prunable(model, _loader(images, labels), k=20, tau=3)
     with pytest.raises(ValueError, match="remove every prototype"):
         pruned_model(model, [])
+
+
+def test_prune_command_writes_the_pruned_model_and_its_report(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from seethrough.cli import app
+
+    model, _, _ = _setup()
+    model.save_pretrained(tmp_path / "m", classes=["a", "b"], img_size=SIZE)
+    result = CliRunner().invoke(app, ["prototypes", "prune", str(tmp_path / "m"), "--out", str(tmp_path / "p"),
+                                      "--data", "synthetic", "--data-opt", "num_samples=12",
+                                      "--data-opt", f"img_size={SIZE}", "--data-opt", "num_classes=2",
+                                      "--k", "4", "--tau", "2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "p" / "prune.json").read_text())
+    assert sorted(report["kept"] + report["pruned"]) == [0, 1, 2, 3] and report["k"] == 4
+    pruned = seethrough.from_pretrained(tmp_path / "p")
+    assert pruned.num_prototypes == len(report["kept"])
+    fc = seethrough.create_model("fc", num_classes=2, backbone="test_resnet")
+    fc.save_pretrained(tmp_path / "fc", classes=["a", "b"], img_size=SIZE)
+    refused = CliRunner().invoke(app, ["prototypes", "prune", str(tmp_path / "fc"), "--out", str(tmp_path / "x"),
+                                       "--data", "synthetic", "--data-opt", "num_classes=2"])
+    assert refused.exit_code != 0 and "pruning applies to prototype models" in refused.output
