@@ -32,3 +32,54 @@ def prune(
         _fail(err)
     console.print(f"kept {len(report['kept'])} prototypes, pruned {len(report['pruned'])} "
                   f"(k={k}, tau={tau}); model and prune.json in {out}/")
+
+
+@prototypes_app.command("attention-maps")
+def attention_maps(
+    base: str = typer.Argument(..., help="The fine-tuned base model (run dir or model dir), usually an FC run."),
+    out: Path = typer.Option(..., help="Output .safetensors file (maps keyed by sample id)."),
+    data: Optional[str] = typer.Option(None, help="KIND:PATH (default: the data the base run was trained on)."),
+    data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
+    split: str = typer.Option("train", help="train for LVW training, val for its IoU evaluation."),
+    target: str = typer.Option("gt", help="Class explained: gt (the label) or pred."),
+    target_layer: Optional[str] = typer.Option(None, help="Grad-CAM layer (default: the backbone output)."),
+    batch_size: int = typer.Option(16),
+    accelerator: str = typer.Option("cpu"),
+) -> None:
+    """LVW's alignment targets: the base model's Grad-CAM maps, min-max, at its input size, keyed by sample id."""
+    from .prototypes.gradcam_targets import compute_gradcam_targets
+    from .suite import data_for_run
+
+    try:
+        spec, options = data_for_run(base, data, _parse_set(data_opt, "--data-opt") or None)
+        path = compute_gradcam_targets(base, spec, split=split, data_options=options, out=out, batch_size=batch_size,
+                                       target_layer=target_layer, accelerator=accelerator, target=target)
+    except (ValueError, FileNotFoundError, LookupError) as err:
+        _fail(err)
+    console.print(f"wrote {path}")
+
+
+@prototypes_app.command()
+def iou(
+    model: str = typer.Argument(..., help="A trained lvw (or protopnet) run or model dir."),
+    maps: Path = typer.Option(..., help="The base model's Grad-CAM maps of the same split (attention-maps --split val)."),
+    data: Optional[str] = typer.Option(None, help="KIND:PATH (default: the data the run was trained on)."),
+    data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
+    split: str = typer.Option("val"),
+    percentile: float = typer.Option(50.0, help="Binarize both maps at their own percentile (the original's -thr)."),
+    top_k: int = typer.Option(10, help="Words fused into the model's map."),
+    batch_size: int = typer.Option(32),
+    out: Optional[Path] = typer.Option(None, help="Write the result as JSON."),
+) -> None:
+    """LVW's IoU between the model's top-k word map and the base model's Grad-CAM (top and bottom conventions, chance)."""
+    from .prototypes.tasks import lvw_iou_run
+
+    try:
+        result = lvw_iou_run(model, maps, data=data, data_options=_parse_set(data_opt, "--data-opt") or None,
+                             split=split, percentile=percentile, top_k=top_k, batch_size=batch_size, out=out)
+    except (ValueError, FileNotFoundError, LookupError) as err:
+        _fail(err)
+    for convention in ("top", "bottom"):
+        r = result[convention]
+        console.print(f"IoU at percentile {percentile:g} ({convention} region): {r['mean']:.4f} "
+                      f"(chance {r['chance']:.4f}; {r['count']} images, {r['nan_count']} undefined)")

@@ -39,6 +39,9 @@ class TrainConfig:
     std: list[float] | None = None
     workers: int = 2
     on_bad_image: str = "error"
+    #: LVW's Grad-CAM targets file (``seethrough attention-maps``): the base model's map of every
+    #: training sample, keyed by sample id, for the attention-guided semantic alignment.
+    attention_maps: str | None = None
     # model
     model: str = "fc"
     backbone: str = "resnet18"

@@ -28,6 +28,9 @@ class RawSample:
         sample_id: stable identifier (relative path, CUB image id, ...), never sort order.
         boxes: ``N×4`` float32 ground-truth boxes, pixel ``xyxy`` in ``image`` coordinates.
         mask: ``H×W`` bool ground-truth evidence mask (same size as ``image``), or None.
+        attention_map: ``h×w`` float map at any resolution (LVW's Grad-CAM target of the base
+            model, see :mod:`seethrough.prototypes.gradcam_targets`), or None; the transform
+            resizes it to ``image``'s size and moves it with the image.
     """
 
     image: Image.Image
@@ -35,12 +38,13 @@ class RawSample:
     sample_id: str
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     mask: np.ndarray | None = None
+    attention_map: np.ndarray | torch.Tensor | None = None
 
 
 class ImageDataset(Dataset):
     """Base class: subclasses fill ``self.classes`` and implement ``__len__`` and :meth:`load`.
 
-    ``__getitem__`` returns a dict ``{"image", "label", "index", "id", "boxes"[, "mask"]}``
+    ``__getitem__`` returns a dict ``{"image", "label", "index", "id", "boxes"[, "mask"][, "attention_map"]}``
     after ``transform`` (see :mod:`seethrough.data.transforms`). With ``on_bad_image="skip"``
     an unreadable image is logged and ``None`` is returned; :func:`collate` drops it and
     counts it in the batch's ``"skipped"`` entry.
@@ -82,7 +86,7 @@ class ImageDataset(Dataset):
             return None
         if self.transform is None:
             return {"image": raw.image, "label": raw.label, "index": index, "id": raw.sample_id,
-                    "boxes": raw.boxes, "mask": raw.mask}
+                    "boxes": raw.boxes, "mask": raw.mask, "attention_map": raw.attention_map}
         sample = self.transform(raw)
         sample["index"] = index
         return sample
@@ -111,7 +115,8 @@ def collate(samples: list[dict | None]) -> dict:
     and width of the batch, as DETR's ``nested_tensor_from_tensor_list``; then
     ``batch["padding_mask"]`` is a B×H×W bool tensor, True on padded pixels. Ground-truth
     masks are padded with False; boxes need no change, the origin stays at the top left.
-    Zero is the padding value after normalization (the mean colour), as in DETR.
+    Zero is the padding value after normalization (the mean colour), as in DETR. Attention
+    maps (LVW's targets), when every sample has one, are stacked to ``B×H×W`` float (zero-padded).
     """
     kept = [s for s in samples if s is not None]
     batch: dict = {"skipped": len(samples) - len(kept)}
@@ -132,6 +137,8 @@ def collate(samples: list[dict | None]) -> dict:
     batch["boxes"] = [s["boxes"] for s in kept]
     if all(s.get("mask") is not None for s in kept):
         batch["mask"] = torch.stack([_pad_bottom_right(s["mask"], height, width) for s in kept])
+    if all(s.get("attention_map") is not None for s in kept):
+        batch["attention_map"] = torch.stack([_pad_bottom_right(s["attention_map"], height, width) for s in kept])
     return batch
 
 

@@ -49,19 +49,37 @@ CROP_SCALE = (0.8, 1.0)
 SCOUTER_AUG_P, SCOUTER_ROTATE, SCOUTER_TRANSLATE = 0.5, 10.0, (0.1, 0.1)
 #: SCOUTER --aug Gaussian blur kernel.
 SCOUTER_BLUR_KERNEL = 3
+#: Ops that change pixel values rather than positions: an attention map must not go through
+#: them (a blurred Grad-CAM target is not the base model's map), see :class:`JointTransform`.
+PHOTOMETRIC_OPS: tuple[type, ...] = tuple(
+    getattr(v2, name) for name in ("GaussianBlur", "GaussianNoise", "ColorJitter", "RandomPhotometricDistort",
+                                   "Grayscale", "RandomGrayscale", "RandomInvert", "RandomPosterize",
+                                   "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast",
+                                   "RandomEqualize", "RandomChannelPermutation")
+    if hasattr(v2, name)
+)
 
 
 class JointTransform:
-    """Callable ``RawSample → dict`` applying one torchvision v2 pipeline to image, boxes and mask.
+    """Callable ``RawSample → dict`` applying one torchvision v2 pipeline to image, boxes, mask
+    and attention map.
 
-    Geometric ops act on all three; photometric ops and normalization touch only the image.
+    Geometric ops act on all of them; photometric ops and normalization touch only the image.
     Boxes are clamped to the output canvas; boxes that vanish (zero area) are dropped.
+
+    An attention map (``raw.attention_map``, LVW's Grad-CAM target, any resolution) is first
+    resized bilinearly to the raw image's size, then goes through the same ops as a float
+    one-channel ``tv_tensors.Image`` — so resizes are bilinear and every crop, flip and affine
+    draw is the image's — and comes out as ``sample["attention_map"]`` (``H×W`` float32). A
+    pipeline with photometric ops (:data:`PHOTOMETRIC_OPS`, e.g. SCOUTER's blur) would change
+    the map's values too, so it refuses samples that carry one (``photometric`` tells).
     """
 
     def __init__(self, geometric: v2.Transform, mean: Sequence[float], std: Sequence[float]) -> None:
         self.geometric = geometric
         self.to_float = v2.ToDtype(torch.float32, scale=True)
         self.normalize = v2.Normalize(list(mean), list(std))
+        self.photometric = _has_photometric_op(geometric)
 
     def __call__(self, raw: RawSample) -> dict:
         image = tv_tensors.Image(v2.functional.pil_to_tensor(raw.image))
@@ -73,6 +91,8 @@ class JointTransform:
         inputs = {"image": image, "boxes": boxes}
         if raw.mask is not None:
             inputs["mask"] = tv_tensors.Mask(torch.as_tensor(np.asarray(raw.mask, bool)).to(torch.uint8))
+        if raw.attention_map is not None:
+            inputs["attention_map"] = self._attention_input(raw, height, width)
         out = self.geometric(inputs)
         boxes = v2.functional.clamp_bounding_boxes(out["boxes"])
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -84,7 +104,32 @@ class JointTransform:
         }
         if "mask" in out:
             sample["mask"] = out["mask"].as_subclass(torch.Tensor).bool()
+        if "attention_map" in out:
+            sample["attention_map"] = out["attention_map"].as_subclass(torch.Tensor)[0]
         return sample
+
+    def _attention_input(self, raw: RawSample, height: int, width: int) -> tv_tensors.Image:
+        """The map as a 1×H×W float32 image at the raw image's size (bilinear)."""
+        if self.photometric:
+            raise ValueError(f"sample {raw.sample_id!r} carries an attention map, but the augmentation has photometric "
+                             "ops (e.g. augment 'scouter' blurs) that would alter the map's values; use augment "
+                             "'none', 'flip', 'crop-flip' or 'castream' with attention maps (LVW)")
+        attention = torch.as_tensor(np.asarray(raw.attention_map, np.float32))
+        if attention.ndim != 2:
+            raise ValueError(f"sample {raw.sample_id!r}: attention_map must be a 2-d h×w map, "
+                             f"got shape {tuple(attention.shape)}")
+        attention = attention[None]
+        if tuple(attention.shape[-2:]) != (height, width):
+            attention = v2.functional.resize(attention, [height, width], antialias=True)
+        return tv_tensors.Image(attention)
+
+
+def _has_photometric_op(transform: Any) -> bool:
+    """Whether ``transform`` or any transform nested in it (Compose, RandomApply, RandomChoice,
+    RandomOrder keep theirs in ``transforms``) is one of :data:`PHOTOMETRIC_OPS`."""
+    if isinstance(transform, PHOTOMETRIC_OPS):
+        return True
+    return any(_has_photometric_op(child) for child in getattr(transform, "transforms", ()) or ())
 
 
 @dataclass(frozen=True)

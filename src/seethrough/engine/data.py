@@ -47,15 +47,24 @@ def build_run_data(cfg: TrainConfig) -> RunData:
     """Train and val datasets with their transforms; checks the class count against ``cfg``.
 
     With ``resize: detr`` images keep their aspect ratio, so batches are padded by
-    :func:`~seethrough.data.base.collate` and carry a ``padding_mask``.
+    :func:`~seethrough.data.base.collate` and carry a ``padding_mask``. With
+    ``attention_maps`` (LVW) every training sample carries its base model's Grad-CAM map,
+    moved with the image by the augmentation (validation needs none).
     """
     mode = "L" if cfg.in_chans == 1 else "RGB"
     common = dict(mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
     train = build_dataset(cfg.data, "train", **common)
+    if cfg.attention_maps:
+        from ..prototypes.gradcam_targets import WithAttentionTargets, load_gradcam_targets
+
+        train = WithAttentionTargets(train, load_gradcam_targets(cfg.attention_maps))
     val = build_dataset(cfg.val_data or cfg.data, "val", **common)
     mean, std = normalization(cfg, train)
     geometry = dict(mean=mean, std=std, resize=cfg.resize, resize_options=cfg.resize_options)
     train.transform = build_transform(cfg.img_size, train=True, augment=cfg.augment, **geometry)
+    if cfg.attention_maps and train.transform.photometric:
+        raise ValueError(f"--augment {cfg.augment} has photometric ops (blur) that would alter the Grad-CAM targets of "
+                         f"attention_maps {cfg.attention_maps}; use --augment none, flip, crop-flip or castream")
     val.transform = build_transform(cfg.img_size, train=False, **geometry)
     if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
         raise ValueError(

@@ -36,7 +36,7 @@ SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
 GALLERY_DIR = "prototypes"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
 RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
-               "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options")
+               "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options", "attention_maps")
 
 
 def check_padding_support(model: torch.nn.Module, cfg: TrainConfig) -> None:

@@ -46,3 +46,25 @@ def prune_model(source: str, out: str | Path, *, data: str | None = None, data_o
     report = {"source": str(source), "data": spec, "split": split, **result.to_json()}
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     return report
+
+
+def lvw_iou_run(source: str, maps: str | Path, *, data: str | None = None, data_options: dict | None = None,
+                split: str = "val", percentile: float = 50.0, top_k: int = 10, batch_size: int = 32,
+                out: str | Path | None = None) -> dict[str, Any]:
+    """LVW's IoU of ``source``'s word maps against the base model's Grad-CAM ``maps`` file (of the
+    same split), both conventions with their chance levels; written to ``out`` as JSON if given."""
+    from .gradcam_targets import load_gradcam_targets
+    from .iou import lvw_iou
+
+    loaded = load_for_inference(source)
+    if getattr(loaded.model, "stage_recipe", None) != "prototype":
+        raise ValueError(f"{source} is a {loaded.model.config.get('name')!r} model; the IoU evaluation applies to "
+                         "prototype models (lvw, protopnet)")
+    targets = load_gradcam_targets(maps)
+    loader, spec = _loader(source, loaded, data, data_options, split, batch_size)
+    result = {"model": str(source), "maps": str(maps), "data": spec, "split": split,
+              **lvw_iou(loaded.model, loader, lambda ids: targets.get(list(ids)), percentile=percentile,
+                        top_k=top_k)}
+    if out is not None:
+        Path(out).write_text(json.dumps(result, indent=2))
+    return result
