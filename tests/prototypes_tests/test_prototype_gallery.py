@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import IMG_SIZE, MEAN, NUM_PROTOTYPES, STD, make_loader, make_model
+from prototype_fixtures import IMG_SIZE, MEAN, NUM_PROTOTYPES, STD, make_loader, make_model
 from PIL import Image
 from torch.nn import functional as F
 

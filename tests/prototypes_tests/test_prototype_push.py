@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import NUM_CLASSES, make_dataset, make_loader, make_model
+from prototype_fixtures import NUM_CLASSES, make_dataset, make_loader, make_model
 from torch.utils.data import Subset
 
 from seethrough.models.heads.prototype import squared_distances
