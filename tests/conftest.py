@@ -20,6 +20,25 @@ def make_tiny_config(out, **overrides) -> TrainConfig:
     return TrainConfig(**values).validate()
 
 
+#: The demo's synthetic data at test size: 4 classes, 256 images per split.
+DEMO_SAMPLES, DEMO_CLASSES = 256, 4
+
+
+@pytest.fixture(scope="session")
+def demo_fc_run(tmp_path_factory):
+    """The demo preset's FC baseline (resnet18 from scratch, 64 px, output stride 8) on 256 / 256
+    synthetic images of 4 classes, trained once per session: the use_pre source of the heads
+    that start from a trained backbone (CA-Stream, ProtoPNet)."""
+    from seethrough.config import resolve_config
+    from seethrough.engine import train
+
+    out = tmp_path_factory.mktemp("demo-fc") / "fc"
+    cfg = resolve_config(preset="demo", overrides={
+        "data_options": {"num_samples": DEMO_SAMPLES, "num_classes": DEMO_CLASSES}, "progress": False,
+        "out": str(out)})
+    return out, train(cfg)
+
+
 @pytest.fixture(scope="session")
 def tiny_config_factory():
     """:func:`make_tiny_config` itself, for fixtures of wider scope."""

@@ -45,12 +45,8 @@ def test_backbone_parameters_and_batchnorm_buffers_are_bit_identical_after_train
 
 
 @pytest.fixture(scope="module")
-def fc_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("castream") / "fc"
-    cfg = resolve_config(preset="demo", overrides={
-        "data_options": {"num_samples": SAMPLES, "num_classes": CLASSES}, "progress": False, "out": str(out)})
-    summary = train(cfg)
-    return out, summary
+def fc_run(demo_fc_run):
+    return demo_fc_run
 
 
 def test_castream_on_an_fc_run_beats_chance_and_attends_to_the_evidence(fc_run, tmp_path, capsys):
