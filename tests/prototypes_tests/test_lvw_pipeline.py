@@ -45,3 +45,18 @@ def test_lvw_pipeline_from_the_command_line(tmp_path, tiny_config):
     for convention in ("top", "bottom"):
         assert 0.0 <= iou[convention]["mean"] <= 1.0 and 0.0 < iou[convention]["chance"] < 1.0
     assert "chance" in result.output
+
+
+def test_lvw_trains_in_one_command_from_a_base_model_directory(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    base = seethrough.create_model("fc", num_classes=CLASSES, backbone="test_resnet", output_stride=8)
+    base.save_pretrained(tmp_path / "fc", img_size=SIZE, classes=[str(c) for c in range(CLASSES)],
+                         mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+    cfg = tiny_config(model="lvw", backbone="test_resnet", img_size=SIZE, epochs=1, output_stride=8,
+                      attention_maps=str(tmp_path / "fc"), model_options={"prototype_dim": 16},
+                      stage_options={"warm_epochs": 0, "push_start": 5},
+                      data_options={"num_samples": 16, "img_size": SIZE, "num_classes": CLASSES})
+    train(cfg)
+    assert (Path(cfg.out) / "gradcam-targets.safetensors").is_file()      # computed once from the base model
+    events = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    assert all(e["alignment"] > 0 for e in events if e["event"] == "train_step")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import timm
 from torch.utils.data import DataLoader
@@ -43,26 +44,48 @@ def normalization(cfg: TrainConfig, dataset: ImageDataset) -> tuple[tuple[float,
     return tuple(mean), tuple(std)
 
 
-def build_run_data(cfg: TrainConfig) -> RunData:
+#: Where a run keeps the Grad-CAM targets it computed from a base model (``attention_maps: RUN_DIR``).
+COMPUTED_TARGETS = "gradcam-targets.safetensors"
+
+
+def attention_maps_file(cfg: TrainConfig, out: Path, *, is_main: bool, barrier) -> str | None:
+    """LVW's targets file: ``cfg.attention_maps`` itself, or — when it names a base model (a run or
+    model directory) — the targets computed once from it on the training split into
+    ``out/gradcam-targets.safetensors`` (rank 0; the others wait), so LVW trains in one command."""
+    if not cfg.attention_maps or not Path(cfg.attention_maps).is_dir():
+        return cfg.attention_maps
+    target = out / COMPUTED_TARGETS
+    if is_main and not target.exists():
+        from ..prototypes.gradcam_targets import compute_gradcam_targets
+
+        compute_gradcam_targets(cfg.attention_maps, cfg.data, split="train", data_options=cfg.data_options,
+                                out=target)
+    barrier()
+    return str(target)
+
+
+def build_run_data(cfg: TrainConfig, *, attention_maps: str | None = None) -> RunData:
     """Train and val datasets with their transforms; checks the class count against ``cfg``.
 
     With ``resize: detr`` images keep their aspect ratio, so batches are padded by
     :func:`~seethrough.data.base.collate` and carry a ``padding_mask``. With
     ``attention_maps`` (LVW) every training sample carries its base model's Grad-CAM map,
-    moved with the image by the augmentation (validation needs none).
+    moved with the image by the augmentation (validation needs none); ``attention_maps``
+    overrides the file (see :func:`attention_maps_file`).
     """
+    attention_maps = attention_maps or cfg.attention_maps
     mode = "L" if cfg.in_chans == 1 else "RGB"
     common = dict(mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
     train = build_dataset(cfg.data, "train", **common)
-    if cfg.attention_maps:
+    if attention_maps:
         from ..prototypes.gradcam_targets import WithAttentionTargets, load_gradcam_targets
 
-        train = WithAttentionTargets(train, load_gradcam_targets(cfg.attention_maps))
+        train = WithAttentionTargets(train, load_gradcam_targets(attention_maps))
     val = build_dataset(cfg.val_data or cfg.data, "val", **common)
     mean, std = normalization(cfg, train)
     geometry = dict(mean=mean, std=std, resize=cfg.resize, resize_options=cfg.resize_options)
     train.transform = build_transform(cfg.img_size, train=True, augment=cfg.augment, **geometry)
-    if cfg.attention_maps and train.transform.photometric:
+    if attention_maps and train.transform.photometric:
         raise ValueError(f"--augment {cfg.augment} has photometric ops (blur) that would alter the Grad-CAM targets of "
                          f"attention_maps {cfg.attention_maps}; use --augment none, flip, crop-flip or castream")
     val.transform = build_transform(cfg.img_size, train=False, **geometry)

@@ -24,7 +24,7 @@ from ..models import create_model
 from ..models.loading import init_backbone_from, init_model_from
 from .accuracy import TOPK, topk_correct
 from .checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .data import build_run_data, make_loader
+from .data import attention_maps_file, build_run_data, make_loader
 from .evaluate import accepts_padding_mask, evaluate_accuracy, forward_batch
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
@@ -94,7 +94,8 @@ class Trainer:
         fabric.barrier()
         resume_state = self._resume_state()
         fabric.seed_everything(cfg.seed, verbose=False)
-        self.data = build_run_data(cfg)
+        self.data = build_run_data(cfg, attention_maps=attention_maps_file(
+            cfg, self.out, is_main=self.is_main, barrier=fabric.barrier))
         model = create_model(cfg.model, num_classes=self.data.num_classes, backbone=cfg.backbone,
                              pretrained=cfg.pretrained, in_chans=cfg.in_chans,
                              freeze_layers=cfg.freeze_layers, output_stride=cfg.output_stride,
