@@ -22,7 +22,7 @@ same initial values before every push. Three pairs are timed, interleaved in rot
 
 - ``push``: the whole push, forward passes included (what a training run pays);
 - ``search``: the push minus the backbone, on latent maps computed once beforehand: the
-  B×P×h×w distance tensor (the model's ``squared_distances``, 1×1 convolutions, the same call
+  B×P×h×w distance tensor (the model's ``squared_distances``, one matrix product, the same call
   in both variants) plus the minimum search and bookkeeping;
 - ``select``: only what the two implementations do differently, on distance tensors computed
   once beforehand: the per-prototype loop with its numpy copies against the tensor reduction.
@@ -85,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loop-renders", action="store_true",
+                   help="the loop also upsamples and crops on every improvement, as the original's push.py does "
+                        "(its PNG writes still left out); the batched push renders once at the end, outside the timing")
     p.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     if args.prototypes % args.classes:
@@ -97,11 +100,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def render_on_improvement(image: np.ndarray, distance_map: np.ndarray, percentile: float = 95.0) -> np.ndarray:
+    """What the original's push does on every improvement besides writing PNGs: the similarity
+    map upsampled (bicubic) to the image size and the crop of its pixels >= the 95th percentile."""
+    similarity = np.log((distance_map + 1) / (distance_map + 1e-4))
+    upsampled = torch.nn.functional.interpolate(torch.from_numpy(similarity)[None, None], size=image.shape[-2:],
+                                                mode="bicubic", align_corners=False)[0, 0].numpy()
+    rows, cols = np.nonzero(upsampled >= np.percentile(upsampled, percentile))
+    return np.copy(image[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1])
+
+
 def loop_push(model, batches: list[dict], *, class_specific: bool, latents: list[torch.Tensor] | None = None,
-              distances: list[torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+              distances: list[torch.Tensor] | None = None, renders: bool = False) -> dict[str, np.ndarray]:
     """The original's per-prototype Python loop (see the module docstring); sets the prototypes.
     ``latents`` / ``distances``: precomputed per batch (the ``search`` / ``select`` pairs), else
-    computed here."""
+    computed here. ``renders``: also the original's per-improvement upsampling and crop
+    (:func:`render_on_improvement`; its PNG writes still left out)."""
     p, d = model.prototypes.shape[:2]
     num_classes = model.prototype_class_identity.shape[1]
     best_distance = np.full(p, np.inf)
@@ -135,6 +149,8 @@ def loop_push(model, batches: list[dict], *, class_specific: bool, latents: list
                 best_distance[j] = smallest
                 best_patch[j] = latent_np[i, :, y, x]
                 best_where[j] = (indices[i], y, x)
+                if renders:
+                    render_on_improvement(batch["image"][i].cpu().numpy(), distances_np[i, j])
     with torch.no_grad():
         model.prototypes.data.copy_(torch.from_numpy(best_patch).reshape(model.prototypes.shape))
     return {"distance": best_distance, "where": best_where}
@@ -204,7 +220,7 @@ def main(argv=None) -> dict:
 
     run = {
         "push-batched": pushes(lambda: push_prototypes(model, batches, class_specific=class_specific)),
-        "push-loop": pushes(lambda: loop_push(model, batches, class_specific=class_specific)),
+        "push-loop": pushes(lambda: loop_push(model, batches, class_specific=class_specific, renders=args.loop_renders)),
         "search-batched": pushes(lambda: batched_search(model, batches, latents, class_specific=class_specific)),
         "search-loop": pushes(lambda: loop_push(model, batches, class_specific=class_specific, latents=latents)),
         "select-batched": pushes(lambda: batched_search(model, batches, latents, class_specific=class_specific,
@@ -234,7 +250,9 @@ def main(argv=None) -> dict:
           f"{args.img_size}² → latent {grid[0]}×{grid[1]}×{args.prototype_dim}, P = {args.prototypes}, "
           f"C = {args.classes} ({args.label_order} labels), "
           f"{'class-specific' if class_specific else 'class-agnostic'}, {args.device}, "
-          f"{torch.get_num_threads()} thread(s), {args.repeats} rounds\n")
+          f"{torch.get_num_threads()} thread(s), {args.repeats} rounds"
+          + ("; push-loop also upsamples and crops on every improvement, as the original" if args.loop_renders
+             else "") + "\n")
     print("| variant | s / 1000 images (median) | min | max | cpu use |")
     print("|---|---:|---:|---:|---:|")
     for v in VARIANTS:
