@@ -16,7 +16,8 @@
   with class counts and models rotated (:func:`measure_train_steps`), fresh-process memory
   probes (:func:`probe_train_memory`, :func:`probe_all`), the median-of-per-round-ratios
   verdict (:func:`paired_ratio`), the report tables, and :func:`saved_tensor_mib` (what
-  autograd keeps for backward).
+  autograd keeps for backward); the forward pass alone of the same models, interleaved the same
+  way (:func:`measure_forward_passes`, :func:`forward_rows`).
 
 The scripts run as ``python benchmarks/<script>.py``, so ``benchmarks/`` is on ``sys.path``
 and they ``import _timing``.
@@ -524,3 +525,40 @@ def saved_tensor_mib(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tenso
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
     return sum(seen.values()) / 2**20, out
+
+
+# --------------------------------------------------------------------------- side-by-side forward passes
+def measure_forward_passes(args, device, image, models: dict[tuple[int, str], TrainStep], names: Sequence[str],
+                           steps: int) -> tuple[dict, dict]:
+    """:func:`interleaved_rounds` over the forward pass alone of every (C, name) of ``models``:
+    eval mode, ``torch.no_grad()`` (``torch.autocast`` for bf16-mixed, as the train step),
+    ``steps`` forward passes per block, in :func:`class_model_order`. Every model is back in
+    training mode afterwards."""
+    def runner(m: TrainStep):
+        def run(n: int) -> None:
+            with torch.no_grad(), m._ctx():
+                for _ in range(n):
+                    m.model(image)
+        return run
+
+    for m in models.values():
+        m.model.eval()
+    try:
+        run = {key: runner(m) for key, m in models.items()}
+        return interleaved_rounds(run, list(models), warmup=args.warmup, repeats=args.repeats, steps=steps,
+                                  images_per_step=args.batch_size, device=device,
+                                  round_order=class_model_order(args.classes, names))
+    finally:
+        for m in models.values():
+            m.model.train()
+
+
+def forward_rows(per_round: dict, cpu_use: dict, describe: Callable[[str], str]) -> dict[str, dict]:
+    """One row per (C, name) of :func:`measure_forward_passes`, in the layout of
+    :func:`result_rows` (no loss, no memory probe), so :func:`print_throughput_table` prints it."""
+    return {f"{c}:{name}": {"classes": c, "model": name, "name": describe(name),
+                            "images_per_s_median": statistics.median(values),
+                            "images_per_s_min": min(values), "images_per_s_max": max(values),
+                            "images_per_s_rounds": values, "cpu_use_rounds": cpu_use[(c, name)],
+                            "loss_nonfinite": False, "memory": None}
+            for (c, name), values in per_round.items()}
