@@ -118,7 +118,8 @@ def test_presets_and_models_list():
 
 def test_demo_writes_pictures_and_summary(tmp_path):
     out = tmp_path / "demo"
-    invoked = invoke("demo", "--out", out, "--epochs", "1", "--samples", "64", "--backbone", "test_efficientnet",
+    # 2 epochs: ProtoPNet's push comes after its second (joint) epoch
+    invoked = invoke("demo", "--out", out, "--epochs", "2", "--samples", "64", "--backbone", "test_efficientnet",
                      "--accelerator", "cpu")
     assert invoked.exit_code == 0, invoked.output
     summary = json.loads((out / "summary.json").read_text())

@@ -38,11 +38,11 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "castream": {"overrides": {"model": "castream", "optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4},
                  "policy": "gt", "use_pre": "fc", "compare": {"pooling": "gap"}},
     # ProtoPNet on the FC backbone (trained already, so no warm-up), 10 prototypes per class:
-    # a joint epoch, the push, one last-layer epoch, then the next joint epoch; its gallery and
-    # "this looks like that" pictures come from the pushed (best) model
+    # the joint epochs, then the push and two last-layer epochs, so the run ends on the pushed
+    # model whose gallery and "this looks like that" pictures are shown
     "protopnet": {"overrides": {"model": "protopnet", "model_options": {"prototype_dim": 32, "add_on": "regular"},
-                                "stage_options": {"warm_epochs": 0, "push_start": 0, "push_every": 2,
-                                                  "last_layer_epochs": 1}},
+                                "stage_options": {"warm_epochs": 0, "push_start": 1, "push_every": 1,
+                                                  "last_layer_epochs": 2}},
                   "policy": "gt", "use_pre": "fc", "gallery": True},
 }
 #: Validation images explained by "this looks like that" per prototype model.
