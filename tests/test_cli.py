@@ -170,6 +170,24 @@ def test_two_process_cpu_ddp_run_trains(tmp_path):
     assert epochs[0]["train_samples"] == 32  # both ranks' samples counted once each
 
 
+def test_two_process_cpu_ddp_prototype_run_pushes(tmp_path):
+    """Multi-stage training under DDP: each stage trains a subset of the parameters and the push
+    merges both ranks' nearest patches."""
+    out = tmp_path / "ddp-ppnet"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    stages = ["--stage-opt", "warm_epochs=1", "--stage-opt", "push_start=1", "--stage-opt", "push_every=1",
+              "--stage-opt", "last_layer_epochs=1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "seethrough", "train", *TINY, "--model", "protopnet", "--model-opt",
+         "prototype_dim=8", *stages, "--epochs", "2", "--devices", "2", "--strategy", "ddp", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [h["stage"] for h in history if h["event"] == "epoch"] == ["warm", "joint", "last"]
+    assert (out / "best" / "prototypes" / "gallery.json").is_file()
+
+
 def test_convert_an_official_scouter_checkpoint(tmp_path):
     import torch
 

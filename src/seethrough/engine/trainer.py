@@ -117,6 +117,11 @@ class Trainer:
             self.plan = self.recipe.plan()
             optimizers = self.recipe.build_optimizers(model)
             self.schedulers = self.recipe.build_schedulers(optimizers)
+        ddp_kwargs = getattr(fabric.strategy, "_ddp_kwargs", None)
+        if self.recipe is not None and isinstance(ddp_kwargs, dict):
+            # each stage trains a subset of the parameters: DDP must not wait for the others' gradients
+            # (Lightning's DDPStrategy passes these keyword arguments to DistributedDataParallel)
+            ddp_kwargs.setdefault("find_unused_parameters", True)
         self.model, *wrapped = fabric.setup(model, *optimizers.values())
         self.optimizers = dict(zip(optimizers, wrapped))
         self.total_epochs = len(self.plan) if self.plan is not None else cfg.epochs
