@@ -83,7 +83,7 @@ def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], pol
 
 def render_prototype_views(run_dir: Path, data_options: dict[str, Any]) -> dict[str, Any]:
     """'This looks like that' for a few validation images, from the run's prototype gallery."""
-    from .engine.trainer import BEST_DIR, GALLERY_DIR
+    from .engine.staged_run import BEST_DIR, GALLERY_DIR
     from .prototypes.gallery import this_looks_like_that
 
     gallery = run_dir / BEST_DIR / GALLERY_DIR

@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,10 @@ from .evaluate import accepts_padding_mask, evaluate_accuracy, forward_batch
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
 from .progress import EpochProgress
+from .staged_run import StagedRun
 from .stages import SINGLE_STAGE, recipe_for
 
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
-#: Where a prototype model's gallery goes, inside ``best/``.
-GALLERY_DIR = "prototypes"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
 RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
                "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options", "attention_maps")
@@ -125,8 +123,8 @@ class Trainer:
         self.model, *wrapped = fabric.setup(model, *optimizers.values())
         self.optimizers = dict(zip(optimizers, wrapped))
         self.total_epochs = len(self.plan) if self.plan is not None else cfg.epochs
+        self.staged = StagedRun(self) if self.recipe is not None else None
         self._loss_takes_batch = "batch" in inspect.signature(model.compute_loss).parameters
-        self._push_loader = None
         pin = fabric.device.type == "cuda"
         rank, world = fabric.global_rank, fabric.world_size
         self.train_loader = fabric.setup_dataloaders(
@@ -246,8 +244,8 @@ class Trainer:
             raise
         finally:
             self.logger.close()
-        if self.plan is not None and self.is_main:
-            self.render_gallery()
+        if self.staged is not None and self.is_main:
+            self.staged.render_gallery()
         return self.write_summary(time.time() - started)
 
     def train_epoch(self) -> dict[str, float]:
@@ -259,7 +257,8 @@ class Trainer:
         # running sums: samples, loss·n, skipped, top-k correct — kept in the checkpoint
         sums = torch.tensor(state.epoch_sums or [0.0] * (3 + len(TOPK)), dtype=torch.float64, device=fabric.device)
         self._sums = sums
-        self.begin_stage()
+        if self.staged is not None:
+            self.staged.begin_epoch()
         self.model.train()
         label = f"epoch {state.epoch + 1}/{self.total_epochs}" + (f" {self.stage}" if self.plan else "")
         progress = EpochProgress(label, total, start=state.batch_in_epoch,
@@ -355,7 +354,8 @@ class Trainer:
                   **({"stage": stage} if self.plan else {}),
                   **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val.items()}}
         state.history.append(record)
-        improved = val["acc1"] > state.best_acc1 and self._eligible_for_best(state.epoch - 1)
+        improved = val["acc1"] > state.best_acc1 and (self.staged is None
+                                                      or self.staged.eligible_for_best(state.epoch - 1))
         if improved:
             state.best_acc1, state.best_epoch = val["acc1"], state.epoch
             if self.is_main:
@@ -368,74 +368,6 @@ class Trainer:
             f"| {train_stats['images_per_s']:.1f} img/s" + ("  (best)" if improved else "")
             + (f"  | skipped {train_stats['skipped']} bad images" if train_stats["skipped"] else ""))
         self.save_last()
-
-    # -- stages ----------------------------------------------------------------------------
-    def begin_stage(self) -> None:
-        """Multi-stage recipes: set the stage's trainable parameters, step its schedule once per
-        epoch (before training, as ProtoPNet's joint StepLR) and push when the plan says so."""
-        if self.plan is None:
-            return
-        state, entry = self.state, self.plan[self.state.epoch]
-        self.recipe.set_trainable(self.model.module, entry.stage)
-        if state.scheduled_epoch != state.epoch:
-            if entry.stage == "joint":
-                with warnings.catch_warnings():   # stepped before the epoch's first optimizer step, on purpose
-                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-                    self.schedulers["joint"].step()
-            state.scheduled_epoch = state.epoch
-        if entry.push_before and state.pushed_epoch != state.epoch:
-            self.push()
-            state.pushed_epoch = state.epoch
-            self.save_last()
-
-    def push(self) -> None:
-        """Replace every prototype by its nearest latent patch of the push set (the training
-        split, evaluation transform), as one batched pass; records kept for the gallery."""
-        from ..prototypes.push import push_prototypes
-        from .data import build_push_data
-
-        if self._push_loader is None:
-            dataset = build_push_data(self.cfg, self.data.mean, self.data.std)
-            self._push_loader = self.fabric.setup_dataloaders(
-                make_loader(dataset, self.cfg, train=False, rank=self.fabric.global_rank,
-                            world_size=self.fabric.world_size), use_distributed_sampler=False)
-        module = self.model.module
-        was_training = module.training
-        started = time.time()
-        result = push_prototypes(module, self._push_loader, fabric=self.fabric)
-        module.train(was_training)
-        if not self.state.pushes:   # from now on only pushed models compete for best/
-            self.state.best_acc1, self.state.best_epoch = -1.0, -1
-        self.state.pushes[str(self.state.epoch)] = result.to_dict()
-        self.fabric.print(f"push before epoch {self.state.epoch + 1}: {module.num_prototypes} prototypes set to their "
-                          f"nearest training patches ({time.time() - started:.1f} s)")
-        self.logger.log("push", self.state.global_step, epoch=self.state.epoch, seconds=time.time() - started)
-
-    def _eligible_for_best(self, epoch_index: int) -> bool:
-        """Once a push has run, only pushed models (last-layer epochs) count as "best": their
-        prototypes are real training patches, so the gallery shows what the model uses."""
-        if self.plan is None or not self.state.pushes:
-            return True
-        return self.plan[epoch_index].stage == "last"
-
-    def render_gallery(self) -> None:
-        """The prototype gallery of ``best/`` (rank 0, once at the end): the push that set its
-        prototypes, rendered into ``best/prototypes/``."""
-        from ..models.hub import from_pretrained
-        from ..prototypes.gallery import render_gallery
-        from ..prototypes.push import PushResult
-        from .data import build_push_data
-
-        best_index = self.state.best_epoch - 1
-        pushed = [int(epoch) for epoch in self.state.pushes if int(epoch) <= best_index]
-        if not pushed or not (self.out / BEST_DIR).exists():
-            return
-        result = PushResult.from_dict(self.state.pushes[str(max(pushed))])
-        model = from_pretrained(self.out / BEST_DIR).to(self.fabric.device)
-        dataset = build_push_data(self.cfg, self.data.mean, self.data.std)
-        render_gallery(model, dataset, result, self.out / BEST_DIR / GALLERY_DIR, mean=self.data.mean,
-                       std=self.data.std)
-        self.fabric.print(f"prototype gallery: {self.out / BEST_DIR / GALLERY_DIR}")
 
     def write_summary(self, wall_seconds: float) -> dict[str, Any]:
         state = self.state

@@ -41,7 +41,7 @@ def explain_files_prototypes(checkpoint: str, images: Sequence[str | Path], out:
     """ProtoPNet's "this looks like that" for image files: each image's ``k`` most activated
     prototypes next to their source patches from the model's gallery (``best/prototypes``)."""
     from ..prototypes.gallery import this_looks_like_that
-    from ..engine.trainer import BEST_DIR, GALLERY_DIR
+    from ..engine.staged_run import BEST_DIR, GALLERY_DIR
 
     loaded, batch = _load(checkpoint, images, None)
     root = Path(checkpoint)
