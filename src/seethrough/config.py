@@ -19,6 +19,10 @@ PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
 #: Image geometries (seethrough.data.transforms.RESIZES; repeated so the config needs no torch):
 #: "square" resizes to img_size² (SCOUTER), "detr" keeps the aspect ratio (DETR / INTR).
 RESIZES = ("square", "detr")
+#: What ``OUT/best/`` holds (engine/selection.py): the highest val top-1, the last epoch
+#: (SCOUTER's and INTR's train.py/main.py overwrite their checkpoint every epoch), or the
+#: lowest val loss (CA-Stream's main_INets.py).
+SELECTS = ("best", "last", "best-loss")
 #: Augments that keep the "detr" geometry (the others crop or warp a square image).
 DETR_RESIZE_AUGMENTS = ("none", "flip", "detr")
 
@@ -80,6 +84,7 @@ class TrainConfig:
     # run
     out: str = "runs/default"
     resume: bool = False
+    select: str = "best"
     checkpoint_every: int = 0
     max_batches: int | None = None
     log_every: int = 10
@@ -93,6 +98,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, "--precision", f"one of {', '.join(PRECISIONS)}"),
             (self.on_bad_image in ("error", "skip"), "--on-bad-image", "'error' or 'skip'"),
             (self.resize in RESIZES, "--resize", f"one of {', '.join(RESIZES)}"),
+            (self.select in SELECTS, "--select", f"one of {', '.join(SELECTS)}"),
             (self.epochs >= 1, "--epochs", "at least 1"),
             (self.batch_size >= 1, "--batch-size", "at least 1"),
             (self.lr > 0, "--lr", "positive"),
@@ -111,6 +117,10 @@ class TrainConfig:
             if not ok:
                 name = flag.lstrip("-").replace("-", "_")
                 raise ValueError(f"{flag} must be {what}, got {getattr(self, name)!r}")
+        if not isinstance(self.pretrained, bool):
+            raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}; to choose timm's weights give "
+                             f"their tag in the backbone name, e.g. --backbone {self.backbone.split('.')[0]}."
+                             f"{self.pretrained if isinstance(self.pretrained, str) else 'tv_in1k'} --pretrained")
         if self.scheduler == "multistep" and not self.milestones:
             raise ValueError("--scheduler multistep needs --milestones (e.g. 30,60,90)")
         self._validate_geometry()

@@ -52,6 +52,10 @@ class ImageDataset(Dataset):
 
     #: (mean, std) native to the data (e.g. MNIST); None → the backbone's pretrained stats.
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    #: Set on a "val" split that is the dataset's test split (what papers report on), saying
+    #: which (e.g. "CUB-200-2011's official test split"); None for a true validation split.
+    #: Training warns when it selects ``best/`` on such a split (engine/selection.py).
+    test_split: str | None = None
 
     def __init__(
         self,

@@ -79,6 +79,7 @@ class ConTextDataset(ImageDataset):
     ) -> None:
         super().__init__(transform=transform, mode=mode, on_bad_image=on_bad_image)
         check_split(split)
+        self.test_split = "Con-Text's held-out 20 %, the SCOUTER original's test set" if split == "val" else None
         folder = Path(root)
         if (folder / IMAGES_FOLDER).is_dir():
             folder = folder / IMAGES_FOLDER

@@ -64,6 +64,8 @@ class CUBDataset(ImageDataset):
     ) -> None:
         super().__init__(transform=transform, mode=mode, on_bad_image=on_bad_image)
         check_split(split)
+        self.test_split = ("CUB-200-2011's official test split (train_test_split.txt is_training 0)"
+                           if split == "val" else None)
         self.root = find_root(root, IMAGES_FILE, (ARCHIVE_FOLDER,))
         self.classes = self._read_classes()
         paths = dict(self._table(IMAGES_FILE, (int, str)))

@@ -50,6 +50,7 @@ class FolderDataset(ImageDataset):
         if not self.classes:
             raise ValueError(f"{train_dir}: no class folders. {LAYOUT_HINT}")
         split_dir = train_dir if check_split(split) == "train" else self._val_dir()
+        self.test_split = f"the test/ folder of {self.root}" if split_dir.name == "test" else None
         folders = list_subfolders(split_dir)
         unknown = sorted(set(folders) - set(self.classes))
         if unknown:

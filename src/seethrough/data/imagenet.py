@@ -135,6 +135,7 @@ class ImageNetDataset(ImageDataset):
         super().__init__(transform=transform, mode=mode, on_bad_image=on_bad_image)
         self.root = Path(root)
         self.split = check_split(split)
+        self.test_split = "the ILSVRC-2012 validation set, ImageNet's reported test set" if split == "val" else None
         train_dir = require_dir(self.root / TRAIN_FOLDER, LAYOUT_HINT)
         synsets = list_subfolders(train_dir)
         if not synsets:

@@ -112,6 +112,7 @@ class MNISTDataset(ImageDataset):
             raise ValueError(f"mode must be one of {sorted(CHANNELS)}, got {mode!r}")
         self.root = self._locate(Path(root), SPLIT_PREFIX[check_split(split)] + IMAGES_SUFFIX)
         self.split = split
+        self.test_split = "the MNIST test set (t10k)" if split == "val" else None
         prefix = SPLIT_PREFIX[split]
         images_path = find_idx(self.root, prefix + IMAGES_SUFFIX)
         labels_path = find_idx(self.root, prefix + LABELS_SUFFIX)

@@ -79,6 +79,7 @@ class PetsDataset(ImageDataset):
         self.root = find_root(root, LIST_FILE, (ARCHIVE_FOLDER,))
         self.classes = self._read_classes()
         split_path = require_file(self.root / SPLIT_FILES[check_split(split)], LAYOUT_HINT)
+        self.test_split = "the Oxford-IIIT Pet test split (annotations/test.txt)" if split == "val" else None
         rows = read_table(split_path, ROW_TYPES)
         if not rows:
             raise empty_split_error(split_path, split, LAYOUT_HINT)

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig
 from ..data import ImageDataset, build_dataset, build_transform, collate
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..models.backbone import check_pretrained_tag
 from .sampling import EpochSampler, SeededDataset
 
 
@@ -34,7 +35,8 @@ def normalization(cfg: TrainConfig, dataset: ImageDataset) -> tuple[tuple[float,
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if cfg.pretrained:
-            pretrained_cfg = timm.models.get_pretrained_cfg(cfg.backbone.split(".")[0])
+            check_pretrained_tag(cfg.backbone)
+            pretrained_cfg = timm.models.get_pretrained_cfg(cfg.backbone)  # ARCH.TAG: that tag's statistics
             if pretrained_cfg is not None:
                 mean, std = tuple(pretrained_cfg.mean), tuple(pretrained_cfg.std)
     if cfg.in_chans == 1 and len(mean) == 3:

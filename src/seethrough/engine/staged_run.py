@@ -63,7 +63,7 @@ class StagedRun:
         result = push_prototypes(module, self._push_loader, fabric=t.fabric)
         module.train(was_training)
         if not t.state.pushes:   # from now on only pushed models compete for best/
-            t.state.best_acc1, t.state.best_epoch = -1.0, -1
+            t.state.best_acc1, t.state.best_epoch, t.state.best_loss = -1.0, -1, float("inf")
         t.state.pushes[str(t.state.epoch)] = result.to_dict()
         t.fabric.print(f"push before epoch {t.state.epoch + 1}: {module.num_prototypes} prototypes set to their "
                        f"nearest training patches ({time.time() - started:.1f} s)")

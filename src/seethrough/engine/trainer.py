@@ -3,12 +3,14 @@
 Checkpoints (``last.ckpt``: model, optimizer, scheduler, grad scaler, position in the epoch,
 RNG states, running sums, config) are written atomically at every epoch end, every
 ``checkpoint_every`` steps, and when the loop crashes; ``resume=True`` continues exactly
-where it stopped. The best model is kept as safetensors in ``out/best``.
+where it stopped. The selected model (``select``: best val top-1, last epoch or lowest val
+loss, see :mod:`.selection`) is kept as safetensors in ``out/best``.
 """
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +30,15 @@ from .evaluate import accepts_padding_mask, evaluate_accuracy, forward_batch
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
 from .progress import EpochProgress
+from .selection import Selection, summary_entry, selection_warning
 from .staged_run import StagedRun
 from .stages import SINGLE_STAGE, recipe_for
 
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
 RESUME_KEYS = ("model", "backbone", "num_classes", "in_chans", "stem", "data", "data_options", "model_options",
-               "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options", "attention_maps")
+               "img_size", "resize", "resize_options", "batch_size", "seed", "stage_options", "attention_maps",
+               "select")
 
 
 def check_padding_support(model: torch.nn.Module, cfg: TrainConfig) -> None:
@@ -62,6 +66,8 @@ class RunState:
     global_step: int = 0
     best_acc1: float = -1.0
     best_epoch: int = -1
+    #: val loss of the epoch in best/ (``select: best-loss`` compares with it)
+    best_loss: float = math.inf
     skipped: int = 0
     train_seconds: float = 0.0
     train_images: int = 0
@@ -230,6 +236,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         if self.is_main:
             self.cfg.save(self.out / CONFIG_NAME)
+        self.warn_test_split_selection()
         started = time.time()
         try:
             while self.state.epoch < self.total_epochs:
@@ -354,13 +361,16 @@ class Trainer:
                   **({"stage": stage} if self.plan else {}),
                   **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val.items()}}
         state.history.append(record)
-        improved = val["acc1"] > state.best_acc1 and (self.staged is None
-                                                      or self.staged.eligible_for_best(state.epoch - 1))
+        selection = Selection(state.best_epoch, state.best_acc1, state.best_loss)
+        improved = selection.improves(cfg.select, val["acc1"], val["loss"]) and (
+            self.staged is None or self.staged.eligible_for_best(state.epoch - 1))
         if improved:
-            state.best_acc1, state.best_epoch = val["acc1"], state.epoch
+            state.best_acc1, state.best_loss, state.best_epoch = val["acc1"], val["loss"], state.epoch
             if self.is_main:
                 self.model.module.save_pretrained(self.out / BEST_DIR, dataset=cfg.data, epoch=state.epoch,
-                                                  val_acc1=val["acc1"], val_acc5=val["acc5"], **self.data_info())
+                                                  val_acc1=val["acc1"], val_acc5=val["acc5"], val_loss=val["loss"],
+                                                  select=cfg.select, pretrained_weights=self.pretrained_weights,
+                                                  **self.data_info())
         self.logger.log("epoch", state.global_step, **record)
         self.fabric.print(
             f"epoch {state.epoch}/{self.total_epochs}  train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "
@@ -368,6 +378,23 @@ class Trainer:
             f"| {train_stats['images_per_s']:.1f} img/s" + ("  (best)" if improved else "")
             + (f"  | skipped {train_stats['skipped']} bad images" if train_stats["skipped"] else ""))
         self.save_last()
+
+    @property
+    def test_split(self) -> str | None:
+        """The validation data's description of itself when it is its dataset's test split."""
+        return getattr(self.data.val, "test_split", None)
+
+    @property
+    def pretrained_weights(self) -> str | None:
+        """``ARCH.TAG`` of the timm weights the backbone started from (None: not pretrained)."""
+        return getattr(getattr(self.model.module, "backbone", None), "pretrained_weights", None)
+
+    def warn_test_split_selection(self) -> None:
+        """Say once, at the start of the run, that ``best/`` is selected on a test split."""
+        warning = selection_warning(self.cfg.select, self.cfg.val_data or self.cfg.data, self.test_split)
+        if warning and self.state.epoch < self.total_epochs:
+            self.fabric.print(f"warning: {warning}")
+            self.logger.log("warning", self.state.global_step, message=warning)
 
     def write_summary(self, wall_seconds: float) -> dict[str, Any]:
         state = self.state
@@ -380,6 +407,9 @@ class Trainer:
             "skipped_images": state.skipped, "world_size": self.fabric.world_size,
             "num_classes": self.data.num_classes, "wall_seconds": wall_seconds,
             "best_model": str(self.out / BEST_DIR), "checkpoint": str(self.out / LAST_NAME),
+            "selection": summary_entry(self.cfg.select, state.best_epoch, state.best_acc1, state.best_loss,
+                                       self.test_split),
+            "pretrained_weights": self.pretrained_weights,
             "config": self.cfg.to_dict(),
         }
         if self.is_main:

@@ -12,6 +12,24 @@ MNIST_STEM = dict(in_channels=1, out_channels=64, kernel_size=3, stride=2, paddi
 STEMS = ("mnist",)
 
 
+def backbone_architecture(name: str) -> str:
+    """The timm architecture of a backbone name without its pretrained tag
+    (``"resnet50.tv_in1k"`` → ``"resnet50"``): what fixes the parameter shapes."""
+    return timm.models.split_model_name_tag(name)[0]
+
+
+def check_pretrained_tag(name: str) -> None:
+    """Refuse ``ARCH.TAG`` when timm has no weights under that tag, listing the tags it has."""
+    arch, tag = timm.models.split_model_name_tag(name)
+    if not tag:
+        return
+    tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*") if n.startswith(arch + ".")]
+    if tag not in tags:
+        raise ValueError(f"backbone {name!r}: timm has no pretrained tag {tag!r} for {arch!r}; its tags are "
+                         f"{', '.join(tags) or 'none'} (e.g. --backbone {arch}.{tags[-1] if tags else 'TAG'}), "
+                         f"or give {arch!r} alone for timm's default")
+
+
 class Backbone(nn.Module):
     """A timm model with its global pool and classifier removed.
 
@@ -19,8 +37,10 @@ class Backbone(nn.Module):
     are reshaped to their patch grid, prefix tokens dropped), so every head sees a spatial map.
 
     Args:
-        name: any timm model name.
-        pretrained: load timm's pretrained weights (downloads on first use).
+        name: any timm model name, optionally with a pretrained tag (``"resnet50.tv_in1k"``:
+            torchvision's weights; ``"resnet50"``: timm's default tag, ``a1_in1k``).
+        pretrained: load timm's pretrained weights (downloads on first use); the weights
+            actually loaded are named in :attr:`pretrained_weights` (``ARCH.TAG``).
         in_chans: input channels (1 for grayscale; timm adapts pretrained stems).
         output_stride: timm's dilation option (8, 16 or 32) so small images keep spatial maps.
         freeze_layers: SCOUTER's ``freeze_layers k``: freeze the stem and the first ``k``
@@ -57,6 +77,7 @@ class Backbone(nn.Module):
                 f"unknown timm backbone {name!r}; see timm.list_models() for the names "
                 "(e.g. resnet18, resnet50, resnest26d, convnext_tiny, test_efficientnet)"
             )
+        check_pretrained_tag(name)
         try:
             pool = {} if head_classes else {"global_pool": ""}
             self.body = timm.create_model(name, pretrained=pretrained, num_classes=head_classes, **pool, **kwargs)
@@ -64,6 +85,9 @@ class Backbone(nn.Module):
             raise ValueError(f"timm backbone {name!r} rejected options {kwargs}: {err}") from err
         self.name = name
         self.pretrained = pretrained
+        #: ``ARCH.TAG`` of the timm weights loaded (timm's default tag when ``name`` has none),
+        #: None without pretrained weights.
+        self.pretrained_weights: str | None = _loaded_weights(self.body) if pretrained else None
         self.num_features: int = self.body.num_features
         self.num_prefix_tokens: int = getattr(self.body, "num_prefix_tokens", 0)
         self.stage_names = _stage_names(self.body)
@@ -134,6 +158,13 @@ class Backbone(nn.Module):
         if feats.shape[1] != self.num_features and feats.shape[-1] == self.num_features:  # NHWC
             feats = feats.permute(0, 3, 1, 2)
         return feats
+
+
+def _loaded_weights(body: nn.Module) -> str | None:
+    """``ARCH.TAG`` from timm's ``pretrained_cfg`` (filled by ``create_model`` with the tag it resolved)."""
+    cfg = getattr(body, "pretrained_cfg", None) or {}
+    arch, tag = cfg.get("architecture"), cfg.get("tag")
+    return f"{arch}.{tag}" if arch and tag else arch
 
 
 def _stage_names(body: nn.Module) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .backbone import backbone_architecture
 from .hub import CONFIG_NAME, from_pretrained, load_state_dict_checked
 from .registry import create_model
 
@@ -103,7 +104,7 @@ def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[st
     pre = load_for_inference(source)
     keys = ("backbone", "in_chans", "stem")
     ours, theirs = model.config, pre.model.config
-    diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
+    diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if _differs(k, theirs, ours)]
     if list(pre.classes) != list(classes):
         diffs.append(f"classes: {len(pre.classes)} there vs {len(classes)} here (same dataset and classes needed)")
     if diffs:
@@ -126,7 +127,15 @@ def init_model_from(model: nn.Module, source: str | Path) -> None:
     pre = load_for_inference(source).model
     keys = ("name", "backbone", "num_classes", "in_chans", "stem", "taps")
     ours, theirs = model.config, pre.config
-    diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
+    diffs = [f"{k}: {theirs.get(k)!r} there vs {ours.get(k)!r} here" for k in keys if _differs(k, theirs, ours)]
     if diffs:
         raise ValueError(f"init_from {source} does not match this run's model: " + "; ".join(diffs))
     load_state_dict_checked(model, pre.state_dict(), source=str(source))
+
+
+def _differs(key: str, theirs: dict, ours: dict) -> bool:
+    """Whether config entry ``key`` differs; backbones compare by architecture, since a pretrained
+    tag (``resnet50.tv_in1k`` vs ``resnet50``) names the starting weights, not the shapes."""
+    if key == "backbone" and theirs.get(key) and ours.get(key):
+        return backbone_architecture(theirs[key]) != backbone_architecture(ours[key])
+    return theirs.get(key) != ours.get(key)
