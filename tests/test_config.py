@@ -68,7 +68,7 @@ def test_every_preset_builds_its_model():
 def test_scouter_presets_follow_the_original_commands():
     cub_pos = resolve_config(preset="scouter-cub-pos")
     assert cub_pos.model_options == {"sign": 1, "slots_per_class": 5, "lambda_value": 10.0, "power": 2, "to_k_layer": 3}
-    assert (cub_pos.backbone, cub_pos.batch_size, cub_pos.epochs, cub_pos.use_pre) == ("resnest50d", 64, 150, "runs/fc-cub")
+    assert (cub_pos.backbone, cub_pos.batch_size, cub_pos.epochs, cub_pos.use_pre) == ("resnest50d.in1k", 64, 150, "runs/fc-cub")
     mnist_neg = resolve_config(preset="scouter-mnist-neg")
     assert (mnist_neg.freeze_layers, mnist_neg.stem, mnist_neg.use_pre, mnist_neg.model_options["sign"]) == (3, "mnist", None, -1)
 

@@ -22,15 +22,15 @@ EXPECTED = {"best": 2, "best-loss": 1, "last": 3}
 @pytest.fixture
 def scripted_val(monkeypatch):
     """Replace the validation pass by the scripted values, one per call, across runs."""
-    calls = []
+    calls, script = [], {"acc1": VAL_ACC1, "loss": VAL_LOSS}
 
     def fake(model, loader, fabric):
         i = len(calls)
         calls.append(i)
-        return {"samples": 8, "skipped": 0, "loss": VAL_LOSS[i], "acc1": VAL_ACC1[i], "acc5": 1.0}
+        return {"samples": 8, "skipped": 0, "loss": script["loss"][i], "acc1": script["acc1"][i], "acc5": 1.0}
 
     monkeypatch.setattr(trainer_module, "evaluate_accuracy", fake)
-    return calls
+    return script
 
 
 def best_card(out) -> dict:
@@ -59,6 +59,21 @@ def test_resume_keeps_the_lowest_loss_so_far(tiny_config, scripted_val):
     cfg.epochs, cfg.resume = 3, True   # epoch 3 (loss 0.6) beats a forgotten state, not epoch 1's 0.4
     summary = train(cfg)
     assert summary["epochs"] == 3 and summary["best_epoch"] == 1 == best_card(cfg.out)["epoch"]
+
+
+#: ProtoPNet's plan in 5 engine epochs: warm, joint, joint, then push and 2 last-layer epochs.
+STAGES = {"warm_epochs": 1, "push_start": 1, "push_every": 2, "last_layer_epochs": 2}
+
+
+@pytest.mark.parametrize("select, expected", [("best-loss", 5), ("best", 4), ("last", 5)])
+def test_after_the_push_only_pushed_models_compete_under_every_rule(tiny_config, scripted_val, select, expected):
+    # the unpushed epochs 1-3 have the lowest loss and the highest top-1: none may stay in best/
+    scripted_val.update(loss=(0.1, 0.2, 0.3, 0.9, 0.5), acc1=(0.9, 0.9, 0.9, 0.6, 0.5))
+    cfg = tiny_config(model="protopnet", backbone="test_resnet", img_size=64, epochs=3, stage_options=STAGES,
+                      model_options={"num_prototypes": 6, "prototype_dim": 16}, max_batches=1, select=select,
+                      data_options={"num_samples": 24, "img_size": 64, "num_classes": 3})
+    summary = train(cfg)
+    assert summary["epochs"] == 5 and summary["best_epoch"] == expected == best_card(cfg.out)["epoch"]
 
 
 def test_resume_with_another_select_is_refused(tiny_config, scripted_val):
