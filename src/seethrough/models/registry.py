@@ -38,7 +38,8 @@ def create_model(
     Args:
         name: a registered model name (see :func:`list_models`), e.g. ``"fc"``.
         num_classes: number of classes C; ``maps`` will be ``B×C×h×w``.
-        backbone: any timm model name (``timm.list_models()``).
+        backbone: any timm model name (``timm.list_models()``), optionally with a pretrained tag
+            (``"resnet50.tv_in1k"``: torchvision's weights; without one, timm's default tag).
         pretrained: load timm's pretrained weights (needs network access the first time).
         **options: model-specific options (``freeze_layers``, ``in_chans``, ``output_stride``...).
     """
