@@ -67,12 +67,14 @@ def test_negative_targets_next_and_class_map_file(negative, tmp_path, monkeypatc
 
 
 def test_scouter_reproduction_area_size_at_map_resolution_and_scorecam_original(negative, tmp_path):
-    protocol = load_protocol("scouter-reproduction", metrics=["area_size", "deletion"],
-                             overrides=["deletion.steps=2"])
+    protocol = load_protocol("scouter-reproduction", metrics=["area_size", "deletion", "infidelity"],
+                             overrides=["deletion.steps=2", "infidelity.num_perturbations=2"])
     summary = seethrough.evaluate([negative], data="synthetic", data_options=SYNTHETIC, protocol=protocol, limit=2,
                                   batch_size=2, progress=False)
     area = summary["models"]["neg"]["explainers"]["native"]["area_size"]
     assert area["count"] == 2 and area["protocol"]["resolution"] == "map"
+    infid = summary["models"]["neg"]["explainers"]["native"]["infidelity"]["protocol"]
+    assert infid["perturbation"] == "yeh" and infid["norm_mean"] == pytest.approx([0.485, 0.456, 0.406])
     import torch
     from seethrough.models.loading import load_for_inference
 

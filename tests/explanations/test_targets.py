@@ -90,3 +90,13 @@ def test_class_map_file_in_rescience_format(tmp_path):
         load_class_map(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="no entry for label 2"):
         select_classes(LOGITS, "map", labels=[2, 1], class_map={1: 0})
+
+
+def test_explain_accepts_the_next_policy():
+    import seethrough
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    images = torch.randn(2, 3, 4, 4)
+    via_policy = seethrough.explain(model, images, "next", method="gradcam", labels=[0, 2], target_layer="0")
+    by_index = seethrough.explain(model, images, [1, 0], method="gradcam", target_layer="0")
+    torch.testing.assert_close(via_policy, by_index)
