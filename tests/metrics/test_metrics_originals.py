@@ -162,3 +162,26 @@ def test_stateful_area_size_passes_low_res_maps_and_does_not_record_them():
                            sample_ids=torch.tensor([0]), low_res_maps=low)
     assert float(values[0]) == pytest.approx(127 / 255)
     assert "low_res_maps" not in metric.full_protocol and metric.full_protocol["resolution"] == "map"
+
+
+def test_castream_gkern_5_5_is_a_uniform_box_unlike_a_truncated_gaussian():
+    """CA-Stream's insertion blur gkern(5, 5): scipy's reflect-folded Gaussian of a 5×5 delta
+    (blur_kernel "rise"), 1/25 everywhere to within 3e-6; the truncated Gaussian is not."""
+    from seethrough.metrics.substrates import blur_kernel2d
+
+    box = blur_kernel2d(5, 5.0, kind="rise")
+    torch.testing.assert_close(box, torch.full((5, 5), 0.04, dtype=torch.float64), rtol=0, atol=3e-6)
+    assert not torch.allclose(blur_kernel2d(5, 5.0, kind="gaussian"), box, atol=1e-4)
+
+
+def test_upsampled_map_as_is_differs_from_a_second_minmax(setup):
+    """CA-Stream's AD/IC/AG mask with the bilinear upsampling of a map min-maxed at the grid
+    (map_normalization "none"); the default min-maxes again after upsampling."""
+    model, images, _, targets = setup
+    grid = torch.tensor([[[0.5, 0.2, 0.6], [0.0, 1.0, 0.3], [0.7, 0.4, 0.5]]]).repeat(2, 1, 1)   # extremes inside
+    up = torch.nn.functional.interpolate(grid[:, None], size=(SIZE, SIZE), mode="bilinear", align_corners=False)[:, 0]
+    assert float(up.min()) > 0 or float(up.max()) < 1                 # the upsampled map is not min-maxed
+    as_is = average_drop(model, images, up, targets, mean=MEAN, std=STD, map_normalization="none",
+                         return_details=True)[1]["masked_score"]
+    again = average_drop(model, images, up, targets, mean=MEAN, std=STD, return_details=True)[1]["masked_score"]
+    assert not torch.allclose(as_is, again)
