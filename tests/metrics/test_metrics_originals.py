@@ -30,6 +30,11 @@ class TinyCAM(nn.Module):
         return ModelOutput(logits=maps.mean(dim=(2, 3)), maps=maps)
 
 
+class TinyGrey(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)).repeat(1, CLASSES) * torch.arange(1.0, CLASSES + 1)
+
+
 @pytest.fixture
 def setup():
     torch.manual_seed(0)
@@ -90,6 +95,11 @@ def test_yeh_and_captum_gaussian_perturbations_differ_and_yeh_needs_pixel_space(
         infidelity(model, images, maps, targets, perturbation="yeh", **common)
     with pytest.raises(ValueError, match="unknown space 'pixels'"):
         infidelity(model, images, maps, targets, space="pixels", **common)
+    with pytest.raises(ValueError, match="norm_std has 2 values but the images have 3 channels; pass norm_std="):
+        infidelity(model, images, maps, targets, perturbation="yeh", space="pixel",
+                   **{**common, "norm_std": (0.2, 0.3)})
+    grey = images[:, :1]                                   # the normalized space needs no statistics
+    assert infidelity(TinyGrey(), grey, maps, targets, num_perturbations=2).shape == (2,)
 
 
 def test_pixel_space_sensitivity_is_the_normalized_radius_divided_by_std(setup):

@@ -70,7 +70,7 @@ def scorecam_original_maps(
         reshape_transform = reshape_transform if reshape_transform is not None else rule_transform
     _, layer = resolve_target_layer(model, target_layer)
     transform = reshape_transform if reshape_transform is not None else _grid_transform(model)
-    pixels = InputSpace("pixel", images, mean, std, metric="scorecam-original")
+    pixels = InputSpace("pixel", images, mean, std, metric="scorecam-original", names=("mean", "std"))
     outputs: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda module, args, output: outputs.append(output.detach().clone()))
     with eval_mode(model), torch.no_grad():

@@ -28,21 +28,25 @@ class InputSpace:
     """Maps normalized images to the perturbation space and back (identity for ``"normalized"``)."""
 
     def __init__(self, space: str, images: torch.Tensor, mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
-                 std: Sequence[float] = IMAGENET_DEFAULT_STD, *, metric: str = "this metric"):
+                 std: Sequence[float] = IMAGENET_DEFAULT_STD, *, metric: str = "this metric",
+                 names: tuple[str, str] = ("norm_mean", "norm_std")):
         if space not in INPUT_SPACES:
             raise ValueError(f"{metric}: unknown space {space!r}; valid: {', '.join(INPUT_SPACES)}")
         self.space = space
+        self.mean = self.std = None
+        if space != "pixel":   # the normalized space needs no statistics (any channel count)
+            return
         channels = images.shape[1]
         stats = []
-        for name, value in (("mean", mean), ("std", std)):
+        for name, value in ((names[0], mean), (names[1], std)):
             t = torch.as_tensor(value, dtype=images.dtype, device=images.device).reshape(-1)
             if t.numel() not in (1, channels):
                 raise ValueError(f"{metric}: {name} has {t.numel()} values but the images have {channels} channels; "
                                  f"pass {name}= of the normalization your images went through")
             stats.append(t.expand(channels).view(1, channels, 1, 1))
         self.mean, self.std = stats
-        if space == "pixel" and bool((self.std == 0).any()):
-            raise ValueError(f"{metric}: std must be non-zero, got {list(std)}")
+        if bool((self.std == 0).any()):
+            raise ValueError(f"{metric}: {names[1]} must be non-zero, got {list(std)}")
 
     def to_space(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized images → the perturbation space."""
