@@ -18,7 +18,10 @@ def test_every_preset_loads_and_records_full_parameters():
 
 def test_castream_preset_is_the_papers_table_protocol():
     record = load_protocol("castream").as_dict()
-    assert list(record["explainers"]) == ["gradcam", "gradcam++", "scorecam"]
+    assert list(record["explainers"]) == ["gradcam", "gradcam++", "scorecam-original"]
+    assert all(options["target_layer"] == "castream" for options in record["explainers"].values())
+    assert record["metrics"]["insertion"]["blur_kernel"] == "rise" and record["metrics"]["insertion"]["sigma"] == 5.0
+    assert record["metrics"]["average_drop"]["map_normalization"] == "none"
     assert record["metrics"]["insertion"]["steps"] == 28 and record["metrics"]["insertion"]["kernel_size"] == 5
     assert record["metrics"]["deletion"]["substrate"] == "zero"
     assert set(record["metrics"]) == {"average_drop", "increase_in_confidence", "average_gain", "insertion", "deletion"}
@@ -30,6 +33,30 @@ def test_scouter_reproduction_preset_uses_joint_native_maps_and_rescience_robust
     assert record["metrics"]["infidelity"]["num_perturbations"] == 100
     assert record["metrics"]["infidelity"]["score"] == "log_prob"
     assert record["metrics"]["max_sensitivity"]["num_samples"] == 50
+    assert record["metrics"]["infidelity"]["perturbation"] == "yeh"
+    assert record["metrics"]["infidelity"]["space"] == record["metrics"]["max_sensitivity"]["space"] == "pixel"
+    assert record["metrics"]["area_size"]["resolution"] == "map" and record["metrics"]["area_size"]["quantize"] == "uint8"
+    assert record["metrics"]["insertion"]["score_target"] == record["metrics"]["deletion"]["score_target"] == "predicted"
+    assert record["negative_targets"] == "next"
+
+
+def test_metrics_all_selects_every_registered_metric_keeping_the_protocols_parameters():
+    from seethrough.metrics import METRIC_NAMES
+
+    protocol = load_protocol("castream", metrics=["all"])
+    assert list(protocol.metrics) == list(METRIC_NAMES)
+    assert protocol.metrics["insertion"]["steps"] == 28
+    with pytest.raises(ValueError, match="'all' selects every metric; give it alone"):
+        load_protocol("quick", metrics=["all", "insertion"])
+
+
+def test_class_map_file_as_target_policy(tmp_path):
+    path = tmp_path / "lsc_label_id.json"
+    path.write_text('{"0": 2, "1": 2, "2": 0}')
+    protocol = load_protocol("quick", negative_targets=str(path), targets="next")
+    assert protocol.as_dict()["negative_targets"] == str(path) and protocol.targets == "next"
+    with pytest.raises(FileNotFoundError, match="class-map file .*missing.json does not exist"):
+        load_protocol("quick", targets=str(tmp_path / "missing.json"))
 
 
 def test_selections_and_overrides_apply_in_order(tmp_path):
@@ -57,7 +84,7 @@ def test_protocol_from_a_yaml_file(tmp_path):
     ({"overrides": ["insertion.stepz=3"]}, r"unknown protocol parameter\(s\) stepz for metric 'insertion'"),
     ({"overrides": ["steps=3"]}, "expected metric.param=value"),
     ({"overrides": ["nothing.steps=3"]}, "'nothing' is not a metric or explainer of this protocol"),
-    ({"targets": "best"}, "targets 'best' is not valid; valid: gt, pred, least"),
+    ({"targets": "best"}, "targets 'best' is not valid; valid: gt, pred, least, next, or a class-map FILE.json"),
 ])
 def test_bad_choices_name_the_valid_ones(kwargs, message):
     with pytest.raises(ValueError, match=message):

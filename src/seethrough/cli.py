@@ -237,8 +237,13 @@ def evaluate_explanations(
     data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
     protocol: str = typer.Option("default", help="Protocol preset (see `seethrough protocols`) or YAML file."),
     explainers: Optional[str] = typer.Option(None, help="Comma list, e.g. native,gradcam,scorecam (see `seethrough explainers`)."),
-    metrics: Optional[str] = typer.Option(None, help="Comma list, e.g. insertion,deletion,pointing_game."),
-    targets: Optional[str] = typer.Option(None, help="Explained class: gt | pred | least."),
+    metrics: Optional[str] = typer.Option(None, help="Comma list, e.g. insertion,deletion,pointing_game; "
+                                          "'all' = every registered metric."),
+    targets: Optional[str] = typer.Option(None, help="Explained class: gt | pred | least | next | FILE.json "
+                                          "(label → class map, ReScience's lsc_label_id.json format)."),
+    negative_targets: Optional[str] = typer.Option(None, "--negative-targets",
+                                                   help="Explained class of negative (sign -1) models: same "
+                                                        "choices as --targets."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="metric.param=VALUE or explainer.option=VALUE (repeatable)."),
     label: Optional[List[str]] = typer.Option(None, "--label", help="Display name per model (repeat, in order)."),
     limit: Optional[int] = typer.Option(None, help="Evaluate the first N samples only."),
@@ -255,7 +260,7 @@ def evaluate_explanations(
 
     try:
         chosen = load_protocol(protocol, explainers=_comma(explainers), metrics=_comma(metrics),
-                               overrides=set_, targets=targets)
+                               overrides=set_, targets=targets, negative_targets=negative_targets)
         summary = evaluate(models, data=data, split=split, data_options=_parse_set(data_opt, "--data-opt"),
                            protocol=chosen, out=out, limit=limit, batch_size=batch_size, workers=workers,
                            accelerator=accelerator, on_bad_image=on_bad_image, labels=label or None,

@@ -16,7 +16,14 @@ def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_
                         batch_size: int = 64, workers: int = 2, accelerator: str = "auto",
                         on_bad_image: str = "error") -> dict[str, Any]:
     """Top-1/top-5 accuracy and loss of ``checkpoint`` on ``split`` of ``data``, with the
-    preprocessing (size, mean, std) the model was trained with."""
+    preprocessing (size, mean, std) the model was trained with.
+
+    Accuracy is the share of correct *samples*. INTR's ``engine.py:99-101`` (``evaluate``)
+    instead averages each batch's acc@1/acc@5 and then the batch values with equal weights
+    (``MetricLogger.update`` with ``n=1``, ``util/misc.py:49-52,173-178``), so its number
+    weights a smaller last batch more; the two agree when the split divides into full
+    batches. Documented, not reproduced.
+    """
     loaded = load_for_inference(checkpoint)
     dataset = build_dataset(data, split, mode="L" if loaded.in_chans == 1 else "RGB",
                             on_bad_image=on_bad_image, **(data_options or {}))

@@ -2,7 +2,7 @@
 
 A protocol is a YAML mapping (presets in ``seethrough/protocols/``)::
 
-    targets: gt                    # explained class: gt | pred | least
+    targets: gt                    # explained class: gt | pred | least | next | FILE.json
     negative_targets: least        # for "why not" models (negative SCOUTER, sign -1)
     normalize: minmax              # seethrough.explain's normalize (before upsampling)
     upsample: bilinear
@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from .explanations.api import NORMALIZE_MODES, TARGET_POLICIES, UPSAMPLE_MODES, list_explainers
+from .explanations.targets import is_class_map_file, load_class_map
 from .metrics import METRIC_NAMES, Metric
 
 #: Package folder holding the protocol presets.
@@ -42,9 +43,13 @@ DEFAULT_PROTOCOL = "default"
 #: Overlays per explainer in the report unless the protocol says otherwise.
 DEFAULT_EXAMPLES = 6
 #: Class explained for negative ("why not") models unless the protocol says otherwise: the least
-#: likely class, as the SCOUTER paper's figures, the ReScience and FACT reproductions and our
-#: demo do (the official test.py used label + 1).
+#: likely class (argmin of the logits), as the FACT reproduction (``engine.py:111``) and our demo
+#: do. The official test.py used ``label + 1`` (policy ``next``); the ReScience reproduction a
+#: fixed WordNet least-similar class per label (its ``lsc_label_id.json``: give the file as the
+#: policy, ``--negative-targets lsc_label_id.json``).
 DEFAULT_NEGATIVE_TARGETS = "least"
+#: ``--metrics all``: every registered metric.
+ALL_METRICS = "all"
 _KEYS = {"description", "targets", "negative_targets", "normalize", "upsample", "examples", "explainers", "metrics",
          "variants", "table"}
 #: Keys of a protocol's ``table`` entry.
@@ -103,7 +108,9 @@ def load_protocol(
     Args:
         source: a preset (:func:`list_protocols`) or a path to a YAML file.
         explainers, metrics: keep only these (in this order); names missing from the protocol
-            are added with default parameters.
+            are added with default parameters. ``metrics=["all"]`` selects every registered
+            metric (:data:`~seethrough.metrics.METRIC_NAMES`), the protocol's parameters kept
+            for those it lists.
         overrides: ``"metric.param=value"`` or ``"explainer.option=value"`` strings (YAML values).
         targets, negative_targets: override the protocol's target policies (for ordinary and for
             negative, "why not", models).
@@ -125,6 +132,10 @@ def load_protocol(
     if explainers is not None:
         protocol.explainers = {name: protocol.explainers.get(name, {}) for name in explainers}
     if metrics is not None:
+        if ALL_METRICS in metrics:
+            if len(metrics) != 1:
+                raise ValueError(f"--metrics {','.join(metrics)}: '{ALL_METRICS}' selects every metric; give it alone")
+            metrics = list(METRIC_NAMES)
         protocol.metrics = {name: protocol.metrics.get(name, {}) for name in metrics}
     if targets is not None:
         protocol.targets = targets
@@ -139,8 +150,13 @@ def load_protocol(
 def validate(protocol: Protocol) -> None:
     """Raise a ValueError naming the first bad choice (and the valid ones)."""
     where = f"protocol {protocol.name}"
-    _one_of(protocol.targets, TARGET_POLICIES, f"{where}: targets")
-    _one_of(protocol.negative_targets, TARGET_POLICIES, f"{where}: negative_targets")
+    for key in ("targets", "negative_targets"):
+        policy = getattr(protocol, key)
+        if is_class_map_file(policy):
+            load_class_map(policy)  # a missing or malformed file is an error before any model runs
+        elif policy not in TARGET_POLICIES:
+            raise ValueError(f"{where}: {key} {policy!r} is not valid; valid: {', '.join(TARGET_POLICIES)}, or a "
+                             "class-map FILE.json (label → class, e.g. ReScience's lsc_label_id.json)")
     _one_of(protocol.normalize, NORMALIZE_MODES, f"{where}: normalize")
     _one_of(protocol.upsample, UPSAMPLE_MODES, f"{where}: upsample")
     if protocol.examples < 0:

@@ -29,7 +29,7 @@ from .data import build_dataset
 from .data.base import collate
 from .explanations.api import explain
 from .explanations.render import denormalize
-from .explanations.targets import select_classes
+from .explanations.targets import is_class_map_file, load_class_map, select_classes
 from .metrics import Metric
 from .models.loading import InferenceModel, load_for_inference
 from .protocol import Protocol, load_protocol
@@ -144,8 +144,10 @@ def _evaluate_model(fabric: Fabric, label: str, source: str, loaded: InferenceMo
     shard = list(range(size))[fabric.global_rank::fabric.world_size]
     loader = DataLoader(dataset, batch_size=batch_size, sampler=shard, collate_fn=collate, num_workers=workers)
     model = loaded.model.to(fabric.device).eval()
-    metrics = {name: _metrics_for(protocol, loaded, name, options) for name, options in protocol.explainers.items()}
+    options_of = {name: _explainer_options(name, options, loaded) for name, options in protocol.explainers.items()}
+    metrics = {name: _metrics_for(protocol, loaded, name, options) for name, options in options_of.items()}
     state = _State(protocol, loaded)
+    state.explainer_options = options_of
     with _progress(f"{label}", len(loader), enabled=progress and fabric.global_rank == 0) as (bar, task):
         for batch in loader:
             if "image" in batch:
@@ -172,9 +174,14 @@ class _State:
         self.skipped: dict[tuple[str, str], str] = {}
         self.examples: dict[str, Any] = {}
         self.ground_truth: set[str] = set()
+        #: Each explainer's options, the model's normalization filled in (see _explainer_options).
+        self.explainer_options: dict[str, dict[str, Any]] = dict(protocol.explainers)
         self.sign = int(getattr(loaded.model, "config", {}).get("sign", 1))
         #: The explained class: negative ("why not") models use the protocol's negative_targets.
         self.policy = protocol.negative_targets if self.sign < 0 else protocol.targets
+        #: A class-map file (``--targets FILE.json``): label → class, ReScience's lsc_label_id.json format.
+        self.class_map = (load_class_map(self.policy, len(loaded.classes)) if is_class_map_file(self.policy)
+                          else None)
 
     def finish(self, fabric: Fabric, label: str, source: str, metrics: dict[str, dict[str, Metric]],
                data: dict[str, Any]) -> ModelResult:
@@ -216,21 +223,29 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
     state.seconds["forward"] += time.perf_counter() - start
     state.correct += int((logits.argmax(1) == labels).sum())
     state.seen += images.shape[0]
-    targets = select_classes(logits, state.policy, labels=labels)[:, 0]
+    if state.class_map is not None:
+        targets = select_classes(logits, "map", labels=labels, class_map=state.class_map)[:, 0]
+    else:
+        targets = select_classes(logits, state.policy, labels=labels)[:, 0]
     ground_truth = _ground_truth(batch, device)
     state.ground_truth.update(ground_truth)
-    for explainer, options in protocol.explainers.items():
+    for explainer, options in state.explainer_options.items():
         start = time.perf_counter()
         maps = explain(model, images, targets, method=explainer, normalize=protocol.normalize,
                        upsample=protocol.upsample, **options)
         state.seconds[explainer] = state.seconds.get(explainer, 0.0) + time.perf_counter() - start
+        extra = {}
+        if any(metric.protocol.get("resolution") == "map" for metric in metrics[explainer].values()):
+            # the same maps before upsampling (area_size at the map's resolution, SCOUTER's 9×9 PNG)
+            extra["low_res_maps"] = explain(model, images, targets, method=explainer, normalize=protocol.normalize,
+                                            upsample="none", **options)
         for name, metric in metrics[explainer].items():
             needs = [key for key in GROUND_TRUTH_PARAMS if key in metric.parameters]
             if needs and not ground_truth and "reference" not in metric.protocol:
                 state.skipped[(explainer, name)] = "the dataset has no ground-truth masks or boxes"
                 continue
             start = time.perf_counter()
-            metric.update(model, images, maps, targets, sample_ids=ids, **ground_truth)
+            metric.update(model, images, maps, targets, sample_ids=ids, **ground_truth, **extra)
             key = f"{explainer}/{name}"
             state.seconds[key] = state.seconds.get(key, 0.0) + time.perf_counter() - start
         _keep_examples(state, explainer, images, maps, targets, labels, logits, ids)
@@ -273,6 +288,20 @@ def _keep_examples(state: _State, explainer: str, images, maps, targets, labels,
     store["probs"] += probs.tolist()
 
 
+def _explainer_options(explainer: str, options: dict[str, Any], loaded: InferenceModel) -> dict[str, Any]:
+    """The protocol's options of ``explainer``, plus the model's normalization ``mean``/``std``
+    for an explainer that masks in pixel space (``scorecam-original``) when not given."""
+    import inspect
+
+    from .explanations.api import get_explainer
+
+    options = dict(options)
+    parameters = inspect.signature(get_explainer(explainer.lower())).parameters
+    if "mean" in parameters and "mean" not in options:
+        options["mean"], options["std"] = tuple(loaded.mean), tuple(loaded.std)
+    return options
+
+
 def _metrics_for(protocol: Protocol, loaded: InferenceModel, explainer: str,
                  explainer_options: dict[str, Any]) -> dict[str, Metric]:
     """Fresh metrics for one explainer. Parameters the protocol leaves open but the model
@@ -284,6 +313,8 @@ def _metrics_for(protocol: Protocol, loaded: InferenceModel, explainer: str,
         probe = Metric(name, **params)
         if "mean" in probe.parameters and "mean" not in params:
             params["mean"], params["std"] = tuple(loaded.mean), tuple(loaded.std)
+        if "norm_mean" in probe.parameters and "norm_mean" not in params:   # robustness metrics' pixel space
+            params["norm_mean"], params["norm_std"] = tuple(loaded.mean), tuple(loaded.std)
         if "explainer" in probe.parameters and "explainer" not in params:
             params["explainer"] = explainer
             params["explain_options"] = {"normalize": protocol.normalize, "upsample": protocol.upsample,

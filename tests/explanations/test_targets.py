@@ -63,3 +63,40 @@ def test_unknown_policy_lists_valid_ones():
     with pytest.raises(ValueError) as err:
         select_classes(LOGITS, "best")
     assert all(policy in str(err.value) for policy in POLICIES)
+
+
+def test_next_is_label_plus_one_wrapping_around():
+    """Official SCOUTER test.py:41 explains label + 1 for negative models (it has no file for the
+    last class; here it wraps to class 0)."""
+    assert select_classes(LOGITS, "next", labels=[1, 3]).tolist() == [[2], [0]]
+    with pytest.raises(ValueError, match='policy "next" .* needs labels='):
+        select_classes(LOGITS, "next")
+
+
+def test_class_map_file_in_rescience_format(tmp_path):
+    from seethrough.explanations.targets import load_class_map
+
+    path = tmp_path / "lsc_label_id.json"
+    path.write_text('{"0": 3, "1": 3, "2": 0, "3": 1}')        # kayatb/reproduce_SCOUTER lsc_label_id.json
+    mapping = load_class_map(path, num_classes=4)
+    assert mapping == {0: 3, 1: 3, 2: 0, 3: 1}
+    assert select_classes(LOGITS, "map", labels=[2, 1], class_map=mapping).tolist() == [[0], [3]]
+    (tmp_path / "list.json").write_text("[1, 2, 3, 0]")
+    assert load_class_map(tmp_path / "list.json") == {0: 1, 1: 2, 2: 3, 3: 0}
+    with pytest.raises(ValueError, match="maps to class 3, out of range for a model with 2 classes"):
+        load_class_map(path, num_classes=2)
+    (tmp_path / "bad.json").write_text('{"0": "dog"}')
+    with pytest.raises(ValueError, match="bad.json: entry '0': 'dog' is not an integer"):
+        load_class_map(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="no entry for label 2"):
+        select_classes(LOGITS, "map", labels=[2, 1], class_map={1: 0})
+
+
+def test_explain_accepts_the_next_policy():
+    import seethrough
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    images = torch.randn(2, 3, 4, 4)
+    via_policy = seethrough.explain(model, images, "next", method="gradcam", labels=[0, 2], target_layer="0")
+    by_index = seethrough.explain(model, images, [1, 0], method="gradcam", target_layer="0")
+    torch.testing.assert_close(via_policy, by_index)

@@ -36,7 +36,7 @@ NORMALIZE_MODES: tuple[str, ...] = ("minmax", "joint", "none")
 UPSAMPLE_MODES: tuple[str, ...] = ("bilinear", "nearest", "bicubic", "none")
 
 #: Target policies accepted as a string by :func:`resolve_targets`.
-TARGET_POLICIES: tuple[str, ...] = ("gt", "pred", "least")
+TARGET_POLICIES: tuple[str, ...] = ("gt", "pred", "least", "next")
 
 
 def register_explainer(name: str) -> Callable[[Explainer], Explainer]:
@@ -74,7 +74,8 @@ def resolve_targets(
     """One class index per image (``B`` long tensor on the images' device).
 
     ``targets`` is either class indices (one per image, or one int for all) or a policy:
-    ``"gt"`` (``labels``), ``"pred"`` (argmax of the logits) or ``"least"`` (argmin). Policies
+    ``"gt"`` (``labels``), ``"pred"`` (argmax of the logits), ``"least"`` (argmin) or ``"next"``
+    (``(label + 1) mod C``, official SCOUTER's negative class). Policies
     other than "gt" run one forward pass without gradients.
     """
     batch = images.shape[0]
@@ -86,6 +87,12 @@ def resolve_targets(
             if labels is None:
                 raise ValueError('target policy "gt" explains the ground-truth class and needs labels=')
             return resolve_targets(model, images, labels)
+        if targets == "next":
+            if labels is None:
+                raise ValueError('target policy "next" explains label + 1 and needs labels=')
+            with torch.no_grad(), eval_mode(model):
+                logits = logits_of(model, images).float()
+            return select_classes(logits, "next", labels=labels)[:, 0]
         with torch.no_grad(), eval_mode(model):
             logits = logits_of(model, images).float()
         return select_classes(logits, targets)[:, 0]
@@ -213,4 +220,4 @@ def get_explainer(key: str) -> Explainer:
 
 def _load_builtin_explainers() -> None:
     """Import the modules that register the post-hoc explainers (lazily: grad-cam is heavy)."""
-    from . import posthoc, rise  # noqa: F401
+    from . import posthoc, rise, scorecam_original  # noqa: F401

@@ -50,8 +50,10 @@ Target layer (option ``target_layer``): by default, for a seethrough model, ``"b
 ResNet, i.e. SCOUTER's "layer4"; after EfficientNet's ``conv_head``; ViT tokens already
 reshaped to their grid, prefix tokens dropped). CAM maps are then on the same ``h×w`` grid as
 the native maps, and Grad-CAM of the FC baseline equals its CAM up to a positive factor. For
-any other model the default is its last ``nn.Conv2d``. Give a dotted module name (relative to
-the model) or a module to choose another; a layer whose output is ``B×N×D`` tokens is
+any other model the default is its last ``nn.Conv2d``. ``target_layer="castream"`` names
+CA-Stream's per-backbone rule (:func:`castream_target_layer`; used by the ``castream``
+protocol): for a ConvNeXt the last block's ``mlp.fc2``, else the default. Give a dotted module
+name (relative to the model) or a module to choose another; a layer whose output is ``B×N×D`` tokens is
 reshaped to its square patch grid (prefix tokens dropped) unless ``reshape_transform`` is given.
 """
 from __future__ import annotations
@@ -95,6 +97,9 @@ PACKAGE_BATCH_SIZES: dict[str, int] = {"scorecam": 16, "ablationcam": 32}
 
 #: Module name used as the target layer of a seethrough model (its Backbone).
 BACKBONE_LAYER = "backbone"
+
+#: ``target_layer`` value naming CA-Stream's per-backbone layer rule (:func:`castream_target_layer`).
+CASTREAM_LAYER_RULE = "castream"
 
 #: How many similar module names an unknown ``target_layer`` error lists.
 CLOSE_NAMES = 5
@@ -151,6 +156,9 @@ def cam_maps(
     if images.ndim != 4:
         raise ValueError(f"expected images of shape B×C×H×W, got {tuple(images.shape)}")
     targets = check_targets(targets, images.shape[0], device=images.device)
+    if target_layer == CASTREAM_LAYER_RULE:
+        target_layer, rule_transform = castream_target_layer(model)
+        reshape_transform = reshape_transform if reshape_transform is not None else rule_transform
     _, layer = resolve_target_layer(model, target_layer)
     transform = reshape_transform if reshape_transform is not None else _grid_transform(model)
     pass_options = dict(method=key, layer=layer, transform=transform, batch_size=batch_size,
@@ -178,6 +186,39 @@ def default_target_layer(model: nn.Module) -> str:
         raise ValueError(f"cannot choose a target layer for {type(model).__name__}: it has no seethrough Backbone "
                          "and no nn.Conv2d; pass target_layer= (a module or its dotted name)")
     return convs[-1]
+
+
+def castream_target_layer(model: nn.Module) -> tuple[str, Callable[[torch.Tensor], torch.Tensor] | None]:
+    """CA-Stream's CAM layer for the model's backbone and the transform its output needs.
+
+    The original's ``cam_targetter`` (ftorres11/CA_Stream ``models/interpretable/__init__.py:
+    34-45``, the same at commit 9489e8d) explains a ResNet at ``layer4[-1]`` (the backbone's
+    output, our default) and a torchvision ConvNeXt at ``features[-1][-1].block[5]``: the last
+    block's second MLP linear (fc2), *before* its layer scale and residual, in channels-last
+    layout (``engine/attention.py`` ``cam_processing`` permutes it). In timm naming that is
+    ``stages[-1].blocks[-1].mlp.fc2``; the returned transform permutes ``B×h×w×D`` to
+    ``B×D×h×w``. Other backbones get :func:`default_target_layer` and no transform (the
+    original's ViT rule, ``encoder.layers[-2]``, is not reproduced).
+
+    Only the ``castream`` protocol uses this rule (``target_layer: castream``): the fc2 output
+    is a choice of the CA-Stream code, not a general ConvNeXt convention, so a ConvNeXt's
+    default target layer stays the backbone output.
+    """
+    body = getattr(getattr(model, BACKBONE_LAYER, None), "body", None)
+    stages = getattr(body, "stages", None)
+    if body is not None and "convnext" in type(body).__name__.lower() and stages is not None:
+        last_stage = len(stages) - 1
+        last_block = len(stages[last_stage].blocks) - 1
+        name = f"{BACKBONE_LAYER}.body.stages.{last_stage}.blocks.{last_block}.mlp.fc2"
+        module = dict(model.named_modules()).get(name)
+        if module is not None:   # timm's conv_mlp variant has a Conv2d fc2, already channels-first
+            return name, _channels_last_to_first if isinstance(module, nn.Linear) else None
+    return default_target_layer(model), None
+
+
+def _channels_last_to_first(tensor: torch.Tensor) -> torch.Tensor:
+    """``B×h×w×D`` → ``B×D×h×w`` (a ConvNeXt MLP's channels-last output)."""
+    return tensor.permute(0, 3, 1, 2) if tensor.ndim == 4 else tensor
 
 
 def resolve_target_layer(model: nn.Module, target_layer: nn.Module | str | None) -> tuple[str, nn.Module]:

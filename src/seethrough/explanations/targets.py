@@ -1,18 +1,74 @@
-"""Which classes to explain: ground truth, predicted, least likely or an explicit list.
+"""Which classes to explain: ground truth, predicted, least likely, the next label, a class
+map or an explicit list.
 
-SCOUTER's official ``test.py`` explains the ground-truth class (and ``label + 1`` for the
-negative model); the FACT-2022 reproduction explains the argmax (positive) or the argmin
-(negative) of the logits. Every choice is a policy here, so a metric or a picture can
-record which one it used.
+Who explains which class for a negative ("why not") SCOUTER model:
+
+- SCOUTER's official ``test.py:41`` (``cal_area_size``): ``label + 1`` (policy ``"next"``;
+  the original has no wrap-around — for the last class it opens ``slot_{C}.png``, which does
+  not exist, and fails; here the last class wraps around to class 0);
+- the ReScience reproduction (``eval.py:126-137``): a fixed class per label, the WordNet
+  least-similar class of ``lsc_label_id.json`` (a class-map file, :func:`load_class_map`);
+- the FACT-2022 reproduction (``engine.py:111``): the argmin of the logits (``"least"``);
+  FACT explains the argmax for positive models (``"pred"``).
+
+Every choice is a policy here, so a metric or a picture can record which one it used.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import torch
 
 #: Valid values of ``policy``. "topk" is an alias of "pred".
-POLICIES: tuple[str, ...] = ("gt", "pred", "least", "topk", "explicit")
+POLICIES: tuple[str, ...] = ("gt", "pred", "least", "topk", "explicit", "next", "map")
+#: Suffix that marks a target policy given as a class-map file (``--targets FILE.json``).
+CLASS_MAP_SUFFIX = ".json"
+
+
+def is_class_map_file(policy: str) -> bool:
+    """Whether a target policy string names a class-map file (``*.json``)."""
+    return str(policy).lower().endswith(CLASS_MAP_SUFFIX)
+
+
+def load_class_map(path: str | Path, num_classes: int | None = None) -> dict[int, int]:
+    """Read a class-map file: label → class to explain.
+
+    The format is ReScience's ``lsc_label_id.json`` (kayatb/reproduce_SCOUTER): a JSON object
+    whose keys are labels as strings and whose values are class indices,
+    ``{"0": 72, "1": 72, ...}``; a JSON list (entry ``i`` for label ``i``) is accepted too.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class-map file {path} does not exist (--targets FILE.json: a JSON mapping "
+                                'label → class to explain, e.g. {"0": 72, "1": 72})')
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"class-map file {path} is not valid JSON: {error}") from error
+    if isinstance(raw, list):
+        raw = dict(enumerate(raw))
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"class-map file {path} must hold a JSON object label → class (or a list), "
+                         f"got {type(raw).__name__}")
+    mapping: dict[int, int] = {}
+    for key, value in raw.items():
+        try:
+            label, target = int(key), int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"class-map file {path}: entry {key!r}: {value!r} is not an integer label → "
+                             "integer class") from None
+        mapping[label] = target
+    if num_classes is not None:
+        bad = [(k, v) for k, v in mapping.items() if not (0 <= v < num_classes)]
+        if bad:
+            raise ValueError(f"class-map file {path}: label {bad[0][0]} maps to class {bad[0][1]}, out of range "
+                             f"for a model with {num_classes} classes")
+    return mapping
 
 
 def select_classes(
@@ -22,6 +78,7 @@ def select_classes(
     k: int = 1,
     labels: torch.Tensor | Sequence[int] | None = None,
     indices: Sequence[int] | torch.Tensor | None = None,
+    class_map: Mapping[int, int] | None = None,
 ) -> torch.Tensor:
     """Class indices to explain for every image, as a ``B×K`` LongTensor.
 
@@ -34,9 +91,14 @@ def select_classes(
             - ``"least"``: the ``k`` lowest logits, least likely first.
             - ``"explicit"``: the same distinct ``indices`` for every image, in the given order;
               ``K = len(indices)``, ``k`` ignored.
+            - ``"next"``: ``(label + 1) mod C`` (official SCOUTER ``test.py:41`` for negative
+              models, without the wrap-around; needs ``labels``); ``K = 1``.
+            - ``"map"``: ``class_map[label]`` (a class-map file, :func:`load_class_map`;
+              ReScience's least-similar classes); ``K = 1``.
         k: how many classes for "pred", "topk" and "least" (``1 <= k <= C``).
         labels: ground-truth class per image, required by "gt".
         indices: class indices, required by "explicit".
+        class_map: label → class, required by "map".
 
     Raises:
         ValueError: unknown policy, missing ``labels``/``indices``, ``k`` or an index out of range.
@@ -53,6 +115,23 @@ def select_classes(
             raise ValueError(f"got {labels.numel()} labels for a batch of {batch} images")
         _check_range(labels, num_classes, what="label")
         return labels[:, None]
+    if policy in ("next", "map"):
+        if labels is None:
+            raise ValueError(f'policy "{policy}" is defined from the ground-truth class and needs labels=')
+        labels = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)
+        if labels.numel() != batch:
+            raise ValueError(f"got {labels.numel()} labels for a batch of {batch} images")
+        _check_range(labels, num_classes, what="label")
+        if policy == "next":
+            return ((labels + 1) % num_classes)[:, None]
+        if class_map is None:
+            raise ValueError('policy "map" needs class_map= (label → class, see load_class_map)')
+        missing = [int(v) for v in labels.tolist() if int(v) not in class_map]
+        if missing:
+            raise ValueError(f"the class map has no entry for label {missing[0]}")
+        chosen = torch.tensor([int(class_map[int(v)]) for v in labels.tolist()], dtype=torch.long, device=device)
+        _check_range(chosen, num_classes, what="mapped class")
+        return chosen[:, None]
     if policy in ("pred", "topk", "least"):
         if not 1 <= k <= num_classes:
             raise ValueError(f"k must be between 1 and the class count {num_classes}, got {k}")

@@ -19,7 +19,10 @@ default: the image width, 224 px at 224², 225 points): ``n = ceil(H·W / step)`
 ``c_k = min(k·step, H·W)`` (the last step may be partial, as in RISE); or ``steps = n``:
 ``c_k = floor(k·H·W / n)`` (exactly ``n`` steps, e.g. CA-Stream's 28). The score ``s_k`` is
 the softmax probability of the target class (``score="prob"``, RISE), or its log-probability
-or logit; RISE scores the class predicted on the clean image (pass those as ``targets``).
+or logit, of the class ``score_target`` names: ``"explained"`` (default: ``targets``, the
+explained class) or ``"predicted"`` (the argmax on the clean image, as RISE's
+``evaluation.py:61-62,86,130`` and the ReScience and FACT SCOUTER reproductions — FACT also for
+negative models, whose explained class is another one).
 AUC = normalized trapezoid over the ``n + 1`` points, ``(Σ_k s_k − s_0/2 − s_n/2) / n``
 (RISE's ``auc``). ``return_details=True`` adds the curves,
 ``"curve"``: ``B×(n+1)``; :func:`pixel_counts` gives their x-axis ``c_k / (H·W)``.
@@ -46,6 +49,12 @@ confident models; no drop, resp. gain, is possible there).
 Degenerate maps: a map with NaN or Inf gives NaN (and a NaN curve); a constant map is ranked
 in raster order by insertion/deletion, and becomes ``S = 0`` (a black image) under the
 min-max normalization of AD/IC/AG, as :func:`seethrough.explain` does for constant maps.
+AD/IC/AG take ``score_target`` too (the class whose ``Y`` and ``O`` are compared).
+
+Means: every value here is per sample and :class:`~seethrough.metrics.Metric` averages over
+samples. CA-Stream's ``engine/evaluation.py`` (``single_recognition``) averages each batch
+first and then the batch means (an ``AverageMeter`` updated once per batch), which weights a
+smaller last batch more; the two agree when every batch is full. Documented, not an option.
 """
 from __future__ import annotations
 
@@ -57,7 +66,7 @@ from torch import nn
 
 from ..explanations.api import eval_mode
 from .inputs import check_images, check_maps, check_targets
-from .scoring import DEFAULT_BATCH_SIZE, SCORES, target_scores
+from .scoring import DEFAULT_BATCH_SIZE, SCORE_TARGETS, SCORES, scored_classes, target_scores
 from .substrates import (RISE_BLUR_KERNEL_SIZE, RISE_BLUR_SIGMA, SUBSTRATES, SubstrateFn, blur_kernel2d,
                          make_substrate)
 
@@ -147,12 +156,14 @@ def auc(curves: torch.Tensor) -> torch.Tensor:
 
 
 def _causal_metric(mode: str, model, images, maps, targets, *, step, steps, substrate, kernel_size, sigma,
-                   blur_kernel, score, batch_size, return_details):
+                   blur_kernel, score, batch_size, return_details, score_target="explained"):
     if model is None:
         raise ValueError(f"{mode} needs the model whose explanations are evaluated, got model=None")
     # protocol errors surface even when every map of the batch is non-finite
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
+    if score_target not in SCORE_TARGETS:
+        raise ValueError(f"unknown score_target {score_target!r}; valid: {', '.join(SCORE_TARGETS)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not callable(substrate) and substrate not in SUBSTRATES:
@@ -173,7 +184,8 @@ def _causal_metric(mode: str, model, images, maps, targets, *, step, steps, subs
         start, finish = (x, base) if mode == "deletion" else (base, x)
         ranks = pixel_ranks(maps.to(images.device)[kept])
         with eval_mode(model):
-            curves[kept] = perturbation_curves(model, start, finish, ranks, counts, targets[kept], score=score,
+            scored = scored_classes(model, x, targets[kept], score_target, batch_size=batch_size)
+            curves[kept] = perturbation_curves(model, start, finish, ranks, counts, scored, score=score,
                                                batch_size=batch_size)
     values = auc(curves)
     return (values, {"curve": curves}) if return_details else values
@@ -192,6 +204,7 @@ def insertion(
     sigma: float = RISE_BLUR_SIGMA,
     blur_kernel: str = "rise",
     score: str = "prob",
+    score_target: str = "explained",
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -208,6 +221,8 @@ def insertion(
             (see :mod:`seethrough.metrics.substrates`).
         kernel_size, sigma, blur_kernel: the blur substrate (RISE: 11, 5.0, ``"rise"``).
         score: ``"prob"`` (softmax probability of the target, RISE), ``"log_prob"`` or ``"logit"``.
+        score_target: ``"explained"`` (score ``targets``) or ``"predicted"`` (score the argmax
+            on the clean image: RISE, ReScience, FACT).
         batch_size: perturbed images per forward pass.
         return_details: also return ``{"curve": B×(n+1)}``.
 
@@ -216,7 +231,7 @@ def insertion(
     """
     return _causal_metric("insertion", model, images, maps, targets, step=step, steps=steps, substrate=substrate,
                           kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel, score=score,
-                          batch_size=batch_size, return_details=return_details)
+                          batch_size=batch_size, return_details=return_details, score_target=score_target)
 
 
 def deletion(
@@ -232,6 +247,7 @@ def deletion(
     sigma: float = RISE_BLUR_SIGMA,
     blur_kernel: str = "rise",
     score: str = "prob",
+    score_target: str = "explained",
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -243,7 +259,7 @@ def deletion(
     """
     return _causal_metric("deletion", model, images, maps, targets, step=step, steps=steps, substrate=substrate,
                           kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel, score=score,
-                          batch_size=batch_size, return_details=return_details)
+                          batch_size=batch_size, return_details=return_details, score_target=score_target)
 
 
 # --------------------------------------------------------------------------- AD / IC / AG
@@ -266,7 +282,7 @@ def saliency_mask(maps: torch.Tensor, map_normalization: str = "minmax") -> torc
 def masked_confidences(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets, *,
                        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN, std: Sequence[float] = IMAGENET_DEFAULT_STD,
                        map_normalization: str = "minmax", batch_size: int = DEFAULT_BATCH_SIZE,
-                       metric: str = "this metric") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       metric: str = "this metric", score_target: str = "explained") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(Y, O, finite)``: softmax probability of the target on the images and on the images
     masked in pixel space, ``denormalize → × S → normalize``, and the finite-map flags."""
     if model is None:
@@ -288,6 +304,7 @@ def masked_confidences(model: nn.Module, images: torch.Tensor, maps: torch.Tenso
     mask = saliency_mask(maps.to(images.device), map_normalization)[:, None].to(images.dtype)
     masked = ((images * std_t + mean_t) * mask - mean_t) / std_t
     with eval_mode(model):
+        targets = scored_classes(model, images, targets, score_target, batch_size=batch_size)
         scores = target_scores(model, torch.cat([images, masked]), torch.cat([targets, targets]), score="prob",
                                batch_size=batch_size)
     return scores[:batch], scores[batch:], finite.to(scores.device)
@@ -309,6 +326,7 @@ def average_drop(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
     map_normalization: str = "minmax",
+    score_target: str = "explained",
     percent: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
@@ -319,14 +337,17 @@ def average_drop(
     Args:
         mean, std: the normalization of ``images`` (default timm's ImageNet mean/std), to mask
             in pixel space; one value per channel (or one for all).
-        map_normalization: ``"minmax"`` (per map, constant → 0) or ``"none"`` (maps in [0, 1]).
+        map_normalization: ``"minmax"`` (per map, constant → 0) or ``"none"`` (maps in [0, 1]
+            used as given: CA-Stream's ``engine/evaluation.py`` ``single_recognition`` uses the
+            bilinear-upsampled map of a map min-maxed at the feature grid as is).
+        score_target: ``"explained"`` (``targets``) or ``"predicted"`` (the clean argmax).
         percent: report in % (the papers do).
         batch_size: images per forward pass.
         return_details: also return ``{"score": Y, "masked_score": O}`` (``B`` each).
     """
     full, masked, finite = masked_confidences(model, images, maps, targets, mean=mean, std=std,
                                               map_normalization=map_normalization, batch_size=batch_size,
-                                              metric="average_drop")
+                                              metric="average_drop", score_target=score_target)
     drop = (full - masked).clamp(min=0)
     values = torch.where(full > 0, drop / torch.where(full > 0, full, torch.ones_like(full)), torch.zeros_like(full))
     return _with_details(values, full, masked, finite, percent, return_details)
@@ -341,6 +362,7 @@ def increase_in_confidence(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
     map_normalization: str = "minmax",
+    score_target: str = "explained",
     percent: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
@@ -350,7 +372,7 @@ def increase_in_confidence(
     Arguments as :func:`average_drop`."""
     full, masked, finite = masked_confidences(model, images, maps, targets, mean=mean, std=std,
                                               map_normalization=map_normalization, batch_size=batch_size,
-                                              metric="increase_in_confidence")
+                                              metric="increase_in_confidence", score_target=score_target)
     values = (masked > full).to(full.dtype)
     return _with_details(values, full, masked, finite, percent, return_details)
 
@@ -364,6 +386,7 @@ def average_gain(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
     map_normalization: str = "minmax",
+    score_target: str = "explained",
     percent: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
@@ -373,7 +396,7 @@ def average_gain(
     :func:`average_drop`."""
     full, masked, finite = masked_confidences(model, images, maps, targets, mean=mean, std=std,
                                               map_normalization=map_normalization, batch_size=batch_size,
-                                              metric="average_gain")
+                                              metric="average_gain", score_target=score_target)
     room = 1 - full
     gain = (masked - full).clamp(min=0)
     values = torch.where(room > 0, gain / torch.where(room > 0, room, torch.ones_like(room)), torch.zeros_like(full))

@@ -67,10 +67,27 @@ RANK_TIES: tuple[str, ...] = ("stable", "expected")
 # area size
 # ---------------------------------------------------------------------------------------------
 
+#: Where area_size is computed: on the maps at the image size, or at the model's map grid.
+AREA_RESOLUTIONS: tuple[str, ...] = ("image", "map")
+#: How area_size quantizes the [0, 1] map first: not at all, or SCOUTER's 8-bit PNG.
+AREA_QUANTIZATIONS: tuple[str, ...] = ("none", "uint8")
+#: Levels of an 8-bit grey image (SCOUTER saves the map as ``uint8(map · 255)``).
+UINT8_LEVELS = 255.0
+
+
 def area_size(model, images: torch.Tensor | None, maps: torch.Tensor, targets=None, *,
-              normalize: bool = True) -> torch.Tensor:
+              normalize: bool = True, resolution: str = "image", quantize: str = "none",
+              low_res_maps: torch.Tensor | None = None) -> torch.Tensor:
     """SCOUTER's area size: the mean of the map stretched to ``[0, 1]`` (Li et al., ICCV 2021:
     Σ map / (H·W) of the normalized attention). Lower is a more compact explanation.
+
+    The official ``test.py:41-43`` (``cal_area_size``) and ReScience's ``area_size.py`` read the
+    slot map that ``slot_attention.py`` saved as a PNG: the ``h×w`` attention grid (9×9 for a
+    ResNet at 260²), min-max normalized over *all* classes of the image, times 255, cast to
+    ``uint8`` (truncation), and divide its sum by ``h·w·255``. That is ``resolution="map"``,
+    ``quantize="uint8"`` with jointly normalized maps (``normalize: joint`` in the protocol,
+    ``normalize=False`` here); the default measures the upsampled float map instead (the two
+    differ by about 1e-3).
 
     Args:
         normalize: min-max normalize each map to ``[0, 1]`` first (default). A constant map
@@ -78,14 +95,29 @@ def area_size(model, images: torch.Tensor | None, maps: torch.Tensor, targets=No
             :func:`seethrough.explanations.maps.normalize` (a map that singles out nothing
             covers no area). With ``False`` the maps must already lie in ``[0, 1]`` (e.g. raw
             sigmoid maps, as FACT scores them).
+        resolution: ``"image"`` (``maps``, at the image size) or ``"map"`` (``low_res_maps``,
+            the same maps before upsampling; ``seethrough evaluate`` passes them).
+        quantize: ``"none"`` or ``"uint8"`` (``floor(255 · m) / 255``, SCOUTER's PNG).
+        low_res_maps: ``B×h×w`` maps at the model's grid, needed by ``resolution="map"``.
 
     Returns:
         ``B`` values in ``[0, 1]``; NaN for a non-finite map.
 
     Raises:
-        ValueError: ``normalize=False`` and a map leaves ``[0, 1]``.
+        ValueError: ``normalize=False`` and a map leaves ``[0, 1]``; an unknown ``resolution`` or
+            ``quantize``; ``resolution="map"`` without ``low_res_maps``.
     """
-    maps, finite = check_maps(maps, images)
+    if resolution not in AREA_RESOLUTIONS:
+        raise ValueError(f"area_size: unknown resolution {resolution!r}; valid: {', '.join(AREA_RESOLUTIONS)}")
+    if quantize not in AREA_QUANTIZATIONS:
+        raise ValueError(f"area_size: unknown quantize {quantize!r}; valid: {', '.join(AREA_QUANTIZATIONS)}")
+    if resolution == "map":
+        if low_res_maps is None:
+            raise ValueError("area_size with resolution='map' needs the maps at the model's grid (low_res_maps=, "
+                             "what explain(..., upsample='none') returns; seethrough evaluate passes them)")
+        maps, finite = check_maps(low_res_maps, None)
+    else:
+        maps, finite = check_maps(maps, images)
     flat = maps.flatten(1)
     if normalize:
         flat = _minmax(flat)
@@ -94,6 +126,8 @@ def area_size(model, images: torch.Tensor | None, maps: torch.Tensor, targets=No
         if low < 0 or high > 1:
             raise ValueError(f"area_size with normalize=False needs maps in [0, 1], got values in "
                              f"[{low:.4g}, {high:.4g}]; pass normalize=True or normalize the maps first")
+    if quantize == "uint8":
+        flat = torch.floor(flat * UINT8_LEVELS) / UINT8_LEVELS
     return _nan_where(flat.mean(dim=1), ~finite)
 
 

@@ -13,10 +13,15 @@ estimated from ``num_perturbations`` draws per image. ``f`` is the score of the 
 Σ_{c,h,w} I[c,h,w]·Φ[h,w]`` — which is exactly Captum's ``infidelity`` with the attributions
 expanded over the channels (``maps[:, None].expand_as(images)``). Perturbations:
 
-- ``"gaussian"``: ``I ~ N(0, std²)`` i.i.d. over all pixels and channels, in the normalized
-  input space (Yeh et al.'s Gaussian noisy baseline; ``std`` 0.2 as their code and the
-  ReScience reproduction). Yeh et al.'s MNIST code also clips ``x − I`` to the [0, 1] pixel
-  range; normalized inputs have no such range, so no clipping here.
+- ``"yeh"``: Yeh et al.'s Gaussian perturbation as their code builds it
+  (saliency_evaluation ``infid_sen_utils.py:114-121``, ``set_zero_infid``; the same in the
+  ReScience SCOUTER reproduction): in [0, 1] pixel space, ``I = clip(x + std·z, x − 1, x)``
+  element-wise with ``z ~ N(0, 1)``, so the perturbed input ``x − I = clip(−std·z, 0, 1)`` is
+  a *noisy black baseline* (about half of the pixels exactly 0, the others |std·z|), and
+  ``I ≈ x``: ``IᵀΦ`` is close to the map times the input. Needs ``space="pixel"``.
+- ``"gaussian"``: ``I ~ N(0, std²)`` i.i.d. over all pixels and channels, ``x − I`` a small
+  noise around ``x`` (Captum's ``infidelity`` documentation example), no clipping. This is not
+  Yeh et al.'s perturbation (see ``"yeh"``).
 - ``"square"``: Yeh et al.'s square removal (their ``get_imageset``): a square of side ``s``
   in ``square_sizes`` (1–10 px in their 28×28 MNIST setting) at a random position is set to
   ``baseline`` in every channel, ``I = (x − baseline)·1_square``. Their code enumerates every
@@ -25,6 +30,12 @@ expanded over the channels (``maps[:, None].expand_as(images)``). Perturbations:
   samples their distribution. Because ``I`` carries the input, ``IᵀΦ`` is the map times
   input summed over the square — Yeh et al.'s "binary_I" global explanation of a local map.
   Scale ``square_sizes`` with the image (the default covers 1/28–10/28 of a 28 px side).
+
+``space`` (:mod:`seethrough.metrics.spaces`): ``"normalized"`` (default) perturbs the model's
+input; ``"pixel"`` denormalizes with ``norm_mean``/``norm_std`` (the images' normalization,
+filled in from the model by ``seethrough evaluate``), perturbs in [0, 1] pixels (Yeh et al.'s
+setting: ``std`` and the square ``baseline`` in pixel units) and normalizes again for the
+model; ``I`` (and so ``IᵀΦ``) is then in pixel units.
 
 ``normalize=True`` (default, as Yeh et al.'s official code always does) rescales the map by
 the optimal ``β = E[IᵀΦ·Δf] / E[(IᵀΦ)²]`` first, so the value does not depend on the map's
@@ -35,14 +46,22 @@ That is Captum's ``normalize=True``; Captum's default is ``False``. A zero map s
 **Max-sensitivity** (Yeh et al. 2019, Def. 3.1; Captum ``sensitivity_max``) and
 **average-sensitivity** (Bhatt et al., "Evaluating and Aggregating Feature-based Model
 Explanations", IJCAI 2020): the explanation is recomputed at ``x + δ`` for ``num_samples``
-draws ``δ ~ U[−radius, radius]`` per input element (the L∞ ball, in the normalized input
-space, in float — no uint8 wrap-around as in the ReScience code), and
+draws ``δ ~ U[−radius, radius]`` per input element (the L∞ ball, in float — no uint8
+wrap-around as in the ReScience code), in ``space`` ``"normalized"`` (default) or ``"pixel"``
+(Yeh et al.'s ``sample_eps_Inf`` on [0, 1] MNIST pixels, no clipping; ``x + δ`` is normalized
+again before the model, so ``radius`` is in pixel units), and
 
     SENS(x) = max_δ (resp. mean_δ) ‖Φ(x + δ) − Φ(x)‖ / ‖Φ(x)‖
 
 with ``norm`` ``"fro"`` (default; the L2 norm of the flattened map), ``"inf"`` or ``"l1"``;
 ``relative=False`` drops the denominator. As Captum, a zero ``‖Φ(x)‖`` is replaced by 1. The
-denominator is each sample's own norm (FACT divides by the norm of the whole batch).
+denominator is each sample's own norm (FACT divides by the norm of the whole batch), and the
+value is the true maximum over the draws. The ReScience reproduction's ``get_exp_sens``
+(``scouter/metrics/saliency_evaluation/infid_sen_utils.py:93-104``) divides inside the loop,
+``max_diff = max(max_diff, ‖Δ‖) / norm``, so the running maximum is re-divided at every draw
+and its result is about the last draw's ``‖Δ‖ / norm`` (for ``norm`` > 1, earlier draws shrink
+geometrically); it also scored only the first 50 images. Its published numbers are therefore
+not comparable with this max; that is their bug, not reproduced here (no option).
 ``Φ(x)`` is the ``maps`` argument; ``Φ(x + δ)`` comes from ``explainer``: ``"native"`` (the
 default), any method name of :func:`seethrough.explain`, or a callable ``(model, images,
 targets, **explain_options) -> B×H×W``. The maps passed in must come from the same explainer
@@ -76,17 +95,18 @@ from torch import nn
 from ..explanations.api import eval_mode
 from .inputs import check_images, check_maps, check_sample_ids, check_targets
 from .noise import INFIDELITY_STREAM, SENSITIVITY_STREAM, sample_generator
+from .spaces import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputSpace
 from .scoring import DEFAULT_BATCH_SIZE, SCORES, target_scores
 
 #: Infidelity perturbations (see module docstring).
-PERTURBATIONS: tuple[str, ...] = ("gaussian", "square")
+PERTURBATIONS: tuple[str, ...] = ("gaussian", "square", "yeh")
 #: Perturbations per image: ReScience's SCOUTER setting (Yeh et al. used 10 000 on MNIST, Captum 10).
 INFIDELITY_PERTURBATIONS = 100
 #: Standard deviation of the Gaussian perturbation (Yeh et al.'s code, ReScience).
 GAUSSIAN_STD = 0.2
 #: Smallest and largest side (px) of the square perturbation (Yeh et al.: 1..10 at 28×28).
 SQUARE_SIZES: tuple[int, int] = (1, 10)
-#: Value the square is set to, in normalized input space (0 = the dataset mean colour).
+#: Value the square is set to, in the perturbation space (``space``; normalized: 0 = the dataset mean colour).
 SQUARE_BASELINE = 0.0
 #: Score of the target class: the model output, as Yeh et al.'s code and Captum.
 INFIDELITY_SCORE = "logit"
@@ -99,18 +119,18 @@ NORMS: dict[str, float] = {"fro": 2.0, "inf": math.inf, "l1": 1.0}
 
 #: Published settings, usable as ``infidelity(..., **INFIDELITY_PRESETS[name])``.
 INFIDELITY_PRESETS: dict[str, dict[str, Any]] = {
-    "yeh2019": {"perturbation": "gaussian", "std": 0.2, "num_perturbations": 10_000, "normalize": True,
-                "score": "logit"},
+    "yeh2019": {"perturbation": "yeh", "space": "pixel", "std": 0.2, "num_perturbations": 10_000,
+                "normalize": True, "score": "logit"},
     "yeh2019-square": {"perturbation": "square", "square_sizes": (1, 10), "num_perturbations": 10_000,
                        "normalize": True, "score": "logit"},
-    "rescience-scouter": {"perturbation": "gaussian", "std": 0.2, "num_perturbations": 100, "normalize": True,
-                          "score": "log_prob"},
+    "rescience-scouter": {"perturbation": "yeh", "space": "pixel", "std": 0.2, "num_perturbations": 100,
+                          "normalize": True, "score": "log_prob"},
     "captum": {"num_perturbations": 10, "normalize": False, "score": "logit"},
 }
 #: Published settings, usable as ``max_sensitivity(..., **SENSITIVITY_PRESETS[name])``.
 SENSITIVITY_PRESETS: dict[str, dict[str, Any]] = {
-    "yeh2019": {"radius": 0.2, "num_samples": 50, "norm": "fro", "relative": True},
-    "rescience-scouter": {"radius": 0.2, "num_samples": 50, "norm": "fro", "relative": True},
+    "yeh2019": {"radius": 0.2, "num_samples": 50, "norm": "fro", "relative": True, "space": "pixel"},
+    "rescience-scouter": {"radius": 0.2, "num_samples": 50, "norm": "fro", "relative": True, "space": "pixel"},
     "captum": {"radius": 0.02, "num_samples": 10, "norm": "fro", "relative": True},
     "quantus": {"radius": 0.2, "num_samples": 200, "norm": "fro", "relative": True},
 }
@@ -251,6 +271,9 @@ def infidelity(
     baseline: float = SQUARE_BASELINE,
     score: str = INFIDELITY_SCORE,
     normalize: bool = True,
+    space: str = "normalized",
+    norm_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    norm_std: Sequence[float] = IMAGENET_DEFAULT_STD,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     return_details: bool = False,
@@ -258,10 +281,13 @@ def infidelity(
     """Infidelity of every map (Yeh et al. 2019; see the module docstring), ``B`` floats, lower is better.
 
     Args:
-        perturbation: ``"gaussian"`` (uses ``std``) or ``"square"`` (uses ``square_sizes``, ``baseline``).
+        perturbation: ``"yeh"`` (Yeh et al.'s code, uses ``std``, needs ``space="pixel"``),
+            ``"gaussian"`` (uses ``std``) or ``"square"`` (uses ``square_sizes``, ``baseline``).
         num_perturbations: draws of ``I`` per image.
         score: ``"logit"``, ``"log_prob"`` or ``"prob"`` of the target class.
         normalize: rescale the map by the optimal β first (Yeh et al.'s code; Captum ``normalize=True``).
+        space: ``"normalized"`` or ``"pixel"`` (perturb [0, 1] pixels, Yeh et al.).
+        norm_mean, norm_std: the images' normalization, for ``space="pixel"``.
         batch_size: perturbed images per forward pass.
         seed: with ``sample_ids``, seeds every sample's perturbations.
         return_details: also return ``{"beta": B}`` (the β used; 1 when ``normalize=False``).
@@ -278,8 +304,12 @@ def infidelity(
         raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
     _check_positive_int("num_perturbations", num_perturbations)
     _check_positive_int("batch_size", batch_size)
-    if perturbation == "gaussian" and not std > 0:
+    if perturbation in ("gaussian", "yeh") and not std > 0:
         raise ValueError(f"std must be > 0, got {std}")
+    if perturbation == "yeh" and space != "pixel":
+        raise ValueError('infidelity perturbation "yeh" clips to the [0, 1] pixel range and needs space="pixel" '
+                         f"(got space={space!r}); use perturbation=\"gaussian\" for noise in the normalized space")
+    pixels = InputSpace(space, images, norm_mean, norm_std, metric="infidelity")
     if perturbation == "square":
         low, high = (int(v) for v in square_sizes)
         if not 1 <= low <= high <= min(height, width):
@@ -294,7 +324,8 @@ def infidelity(
         x, phi, t = images[active], maps[active].to(images.device)[:, None], targets[active]
         count, n = active.numel(), num_perturbations
         device = images.device
-        gens = _generators(ids[active.cpu()], seed, INFIDELITY_STREAM, device if perturbation == "gaussian" else "cpu")
+        gens = _generators(ids[active.cpu()], seed, INFIDELITY_STREAM, "cpu" if perturbation == "square" else device)
+        u = pixels.to_space(x)   # the perturbation space: I and x − I live here
         dots = torch.zeros(count * n, dtype=torch.float64, device=device)    # IᵀΦ
         diffs = torch.zeros(count * n, dtype=torch.float64, device=device)   # f(x) − f(x − I)
         with eval_mode(model):
@@ -302,13 +333,19 @@ def infidelity(
             for start, stop in _chunks(count * n, batch_size):
                 samples = torch.arange(start, stop, device=device) // n
                 order = samples.tolist()
+                clean_u = u[samples]
                 if perturbation == "gaussian":
                     noise = gaussian_perturbations(gens, order, (channels, height, width), std, device)
-                    perturbed = x[samples] - noise
+                    perturbed = clean_u - noise
+                elif perturbation == "yeh":   # I = clip(x + std·z, x − 1, x): x − I = clip(−std·z, 0, 1)
+                    shifted = clean_u + gaussian_perturbations(gens, order, (channels, height, width), std, device)
+                    noise = torch.minimum(clean_u, torch.maximum(clean_u - 1, shifted))
+                    perturbed = clean_u - noise
                 else:
                     inside = square_masks(gens, order, (height, width), square_sizes, device)
-                    noise = (x[samples] - baseline) * inside
-                    perturbed = torch.where(inside, torch.full_like(noise, baseline), x[samples])
+                    noise = (clean_u - baseline) * inside
+                    perturbed = torch.where(inside, torch.full_like(noise, baseline), clean_u)
+                perturbed = pixels.to_model(perturbed)
                 dots[start:stop] = (noise * phi[samples]).flatten(1).sum(dim=1, dtype=torch.float64)
                 diffs[start:stop] = clean[samples] - target_scores(model, perturbed, t[samples], score=score,
                                                                    batch_size=batch_size).double()
@@ -341,6 +378,9 @@ def sensitivities(
     explain_options: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
+    space: str = "normalized",
+    norm_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    norm_std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> torch.Tensor:
     """``B×num_samples`` values ``‖Φ(x+δ_j) − Φ(x)‖ (/ ‖Φ(x)‖)``, NaN rows for non-finite maps.
 
@@ -359,6 +399,7 @@ def sensitivities(
     _check_positive_int("num_samples", num_samples)
     _check_positive_int("batch_size", batch_size)
     explain_fn = make_explainer(explainer, explain_options)
+    pixels = InputSpace(space, images, norm_mean, norm_std, metric="sensitivity")
 
     out = torch.full((batch, num_samples), math.nan, device=images.device)
     active = torch.nonzero(finite).flatten()
@@ -373,7 +414,8 @@ def sensitivities(
             samples = torch.arange(start, stop, device=device) // n
             delta = torch.stack([torch.empty((channels, height, width), device=device).uniform_(
                 -radius, radius, generator=gens[s]) for s in samples.tolist()])
-            explained = explain_checked(explain_fn, model, x[samples] + delta, t[samples], source_ids[samples.cpu()])
+            noisy = pixels.to_model(pixels.to_space(x[samples]) + delta) if space == "pixel" else x[samples] + delta
+            explained = explain_checked(explain_fn, model, noisy, t[samples], source_ids[samples.cpu()])
             result[start:stop] = torch.linalg.vector_norm((explained - phi[samples]).flatten(1), ord=ord_, dim=1)
         result = result.view(count, n)
         if relative:
@@ -398,23 +440,28 @@ def max_sensitivity(
     explain_options: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
+    space: str = "normalized",
+    norm_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    norm_std: Sequence[float] = IMAGENET_DEFAULT_STD,
     return_details: bool = False,
 ):
     """Max-sensitivity (Yeh et al. 2019; Captum ``sensitivity_max``), ``B`` floats, lower is better.
 
     Args:
-        radius: half-width of the uniform noise per input element (normalized space).
+        radius: half-width of the uniform noise per input element (in ``space``'s units).
         num_samples: perturbations per image.
         norm: ``"fro"`` (L2), ``"inf"`` or ``"l1"`` of the flattened map difference.
         relative: divide by the norm of ``maps`` (zero → 1, as Captum).
         explainer, explain_options: how ``Φ(x + δ)`` is computed (see the module docstring);
             must match how ``maps`` were made.
         batch_size: perturbed images per explainer call.
+        space: ``"normalized"`` or ``"pixel"`` (noise in [0, 1] pixel units, Yeh et al.).
+        norm_mean, norm_std: the images' normalization, for ``space="pixel"``.
         return_details: also return ``{"sensitivities": B×num_samples}``.
     """
     values = sensitivities(model, images, maps, targets, sample_ids=sample_ids, radius=radius, num_samples=num_samples,
                            norm=norm, relative=relative, explainer=explainer, explain_options=explain_options,
-                           batch_size=batch_size, seed=seed)
+                           batch_size=batch_size, seed=seed, space=space, norm_mean=norm_mean, norm_std=norm_std)
     result = values.amax(dim=1)
     return (result, {"sensitivities": values}) if return_details else result
 
@@ -434,12 +481,15 @@ def avg_sensitivity(
     explain_options: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
+    space: str = "normalized",
+    norm_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    norm_std: Sequence[float] = IMAGENET_DEFAULT_STD,
     return_details: bool = False,
 ):
     """Average-sensitivity (Bhatt et al. 2020; Quantus ``AvgSensitivity``): the mean instead of the
     max of :func:`max_sensitivity` over the same perturbations (same arguments), ``B`` floats."""
     values = sensitivities(model, images, maps, targets, sample_ids=sample_ids, radius=radius, num_samples=num_samples,
                            norm=norm, relative=relative, explainer=explainer, explain_options=explain_options,
-                           batch_size=batch_size, seed=seed)
+                           batch_size=batch_size, seed=seed, space=space, norm_mean=norm_mean, norm_std=norm_std)
     result = values.mean(dim=1)
     return (result, {"sensitivities": values}) if return_details else result

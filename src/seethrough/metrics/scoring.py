@@ -39,3 +39,25 @@ def target_scores(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                 values = logits.gather(1, index)
             out.append(values[:, 0])
     return torch.cat(out) if out else images.new_zeros(0)
+
+
+#: Which class a faithfulness metric scores (``score_target``): the explained class (the
+#: ``targets`` argument) or the class the model predicts on the clean image. RISE
+#: (``evaluation.py:61-62,86,130``) and the ReScience SCOUTER reproduction score the clean
+#: argmax; FACT-2022 scores the predicted class with its map, also for negative models.
+SCORE_TARGETS: tuple[str, ...] = ("explained", "predicted")
+
+
+def scored_classes(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, score_target: str, *,
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """The ``B`` classes a faithfulness metric scores: ``targets`` (``"explained"``) or the argmax
+    of the model's logits on ``images`` (``"predicted"``). The model must be in eval mode."""
+    if score_target not in SCORE_TARGETS:
+        raise ValueError(f"unknown score_target {score_target!r}; valid: {', '.join(SCORE_TARGETS)}")
+    if score_target == "explained":
+        return targets
+    out = []
+    with torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            out.append(logits_of(model, images[start:start + batch_size]).float().argmax(dim=1))
+    return torch.cat(out).to(targets.device) if out else targets

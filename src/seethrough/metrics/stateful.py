@@ -26,6 +26,9 @@ import torch.distributed as dist
 
 #: Keyword arguments a metric function may take from the batch's ground truth.
 GROUND_TRUTH_KEYS: tuple[str, ...] = ("masks", "boxes")
+#: Keyword arguments a metric function may take from the explainer besides ``maps``: the maps
+#: before upsampling (area_size at the map's resolution).
+MAP_KEYS: tuple[str, ...] = ("low_res_maps",)
 
 
 @dataclass
@@ -95,7 +98,7 @@ class Metric:
         unknown = [key for key in protocol if key not in self.parameters and not accepts_any]
         if unknown:
             valid = [name for name, p in self.parameters.items()
-                     if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in GROUND_TRUTH_KEYS + ("return_details",)]
+                     if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in GROUND_TRUTH_KEYS + MAP_KEYS + ("return_details",)]
             raise ValueError(f"unknown protocol parameter(s) {', '.join(unknown)} for metric {self.name!r}; "
                              f"valid: {', '.join(valid)}")
         self.protocol = dict(protocol)
@@ -106,7 +109,7 @@ class Metric:
         """The protocol with the function's defaults filled in (what results files record)."""
         full = {name: p.default for name, p in self.parameters.items()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-                and name not in GROUND_TRUTH_KEYS + ("return_details", "sample_ids")}
+                and name not in GROUND_TRUTH_KEYS + MAP_KEYS + ("return_details", "sample_ids")}
         full.update(self.protocol)
         return {key: _plain(value) for key, value in full.items()}
 
@@ -121,7 +124,7 @@ class Metric:
         seed per-sample noise and identify samples across ranks); ground truth (``masks``,
         ``boxes``) is passed to metrics that take it and ignored by the others."""
         kwargs = dict(self.protocol)
-        for key in GROUND_TRUTH_KEYS:
+        for key in GROUND_TRUTH_KEYS + MAP_KEYS:
             if key in self.parameters and ground_truth.get(key) is not None:
                 kwargs[key] = ground_truth[key]
         if "sample_ids" in self.parameters:

@@ -19,9 +19,11 @@ Blur kernels (``blur_kernel``):
                 ``kernel_size``² Dirac delta with σ = ``sigma`` (scipy's defaults: radius
                 ``int(4σ + 0.5)``, mode ``"reflect"``). With σ = 5 the Gaussian's radius (20)
                 exceeds the 11×11 window, so reflection folds the tails back and the kernel is
-                almost flat (0.0083..0.0088 for 11×11, σ 5). Computed here in torch (no scipy
-                at run time); the tests check it against scipy. This is the default: it is
-                what published RISE numbers used.
+                almost flat (0.00774..0.00883 for 11×11, σ 5). CA-Stream's ``gkern(5, 5)``
+                (``engine/evaluation.py:439-443``, ``engine/interpretable/ins_del.py:21``) is
+                the same construction at 5×5: the folding makes it uniform to within 3e-6
+                (0.039998..0.040003), a 0.04 box blur. Computed here in torch (no scipy at run time); the tests check it
+                against scipy. This is the default: it is what published RISE numbers used.
 ``"gaussian"``  a truncated, normalized Gaussian ``exp(-d²/2σ²)`` over the window (what
                 ``torchvision.transforms.GaussianBlur(11, 5)`` uses; 0.0073..0.0120 centre
                 row for 11×11, σ 5): a stronger blur centre weight than RISE's kernel.
