@@ -102,3 +102,16 @@ def test_scouter_nan_message_names_the_safe_normalization(tiny_config, monkeypat
     monkeypatch.setattr(Trainer, "train_step", poisoned)
     with pytest.raises(NonFiniteLossError, match="--model-opt normalization=safe"):
         train(tiny_config(model="scouter", epochs=1))
+
+
+def test_non_finite_gradients_with_clipping_give_the_nan_message_not_a_clip_error(tiny_config, monkeypatch):
+    """Audit B3: clipping used error_if_nonfinite=True, so a NaN loss ended in clip_grad_norm_'s
+    RuntimeError (and a scaler-skippable fp16 overflow ended the run) before the NaN message."""
+    original = Trainer.train_step
+
+    def poisoned(self, batch):
+        return original(self, dict(batch, image=batch["image"] * float("nan")))
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    with pytest.raises(NonFiniteLossError, match="loss became non-finite"):
+        train(tiny_config(epochs=1, clip_grad=1.0))
