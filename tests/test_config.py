@@ -80,3 +80,14 @@ def test_a_preset_extends_a_recipe_and_overrides_it():
     assert cub["num_classes"] == 200 and cub["out"] == "runs/intr-cub"
     assert cub["model_options"] == base["model_options"] and cub["lr_backbone"] == base["lr_backbone"] == 1e-5
     assert "extends" not in cub and "description" not in cub
+
+
+def test_prototype_presets_keep_the_last_batch_and_lvw_flips():
+    """Audit B1 (LVW's main_lvw.py flips image and map) and P4 (both originals keep the last
+    partial batch)."""
+    from seethrough.config import resolve_config
+
+    for preset in ("protopnet", "protopnet-cub", "lvw", "lvw-pet37"):
+        assert resolve_config(preset=preset).drop_last is False, preset
+    for preset in ("lvw", "lvw-pet37"):
+        assert resolve_config(preset=preset).augment == "flip", preset

@@ -49,3 +49,57 @@ def test_bad_stage_options_are_refused():
     with pytest.raises(ValueError, match="trains in one stage"):
         recipe_for(fc, 3, {"warm_epochs": 1})
     assert recipe_for(fc, 3, {}) is None
+
+
+def _engine_joint_lrs(model, epochs, options=None):
+    """The joint learning rate of every joint epoch as the engine's StagedRun steps it."""
+    from types import SimpleNamespace
+
+    from seethrough.engine.staged_run import StagedRun
+
+    recipe = recipe_for(model, epochs, options)
+    plan = recipe.plan()
+    schedulers = recipe.build_schedulers(recipe.build_optimizers(model))
+    trainer = SimpleNamespace(recipe=recipe, plan=plan, schedulers=schedulers, model=SimpleNamespace(module=model),
+                              state=SimpleNamespace(epoch=0, scheduled_epoch=-1, pushed_epoch=-1))
+    run, lrs = StagedRun(trainer), []
+    for index, entry in enumerate(plan):
+        trainer.state.epoch = index
+        run.begin_epoch()
+        if entry.stage == "joint":
+            lrs.append(schedulers["joint"].optimizer.param_groups[0]["lr"])
+    return lrs
+
+
+def _original_joint_lrs(epochs, warm, step_size, step_after):
+    """ProtoPNet main.py:146-151 steps StepLR and then trains; LVW main_lvw.py:201-213 trains, then steps."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
+    lrs = []
+    for epoch in range(epochs):
+        if epoch < warm:
+            continue
+        if not step_after:
+            scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+        if step_after:
+            scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("name, step_after", [("protopnet", False), ("lvw", True)])
+def test_joint_lr_steps_before_protopnet_and_after_lvw_epochs_as_the_originals(name, step_after):
+    """Audit B2: LVW's joint StepLR steps after each joint epoch; stepping before (ProtoPNet's
+    order) decayed every LVW learning rate one joint epoch early."""
+    model = seethrough.create_model(name, num_classes=2, backbone="test_resnet", num_prototypes=4, prototype_dim=8)
+    options = {"warm_epochs": 1, "push_start": 100, "joint_step_size": 2}
+    engine = _engine_joint_lrs(model, 8, options)
+    original = _original_joint_lrs(8, warm=1, step_size=2, step_after=step_after)
+    assert engine == pytest.approx(original)
+    other = _engine_joint_lrs(model, 8, {**options, "joint_lr_step": "before" if step_after else "after"})
+    assert other != pytest.approx(original)
+
+
+def test_joint_lr_step_option_is_checked():
+    with pytest.raises(ValueError, match="joint_lr_step must be one of before, after"):
+        StageRecipe(3, {"joint_lr_step": "sometimes"})

@@ -1,7 +1,7 @@
 """The engine side of a multi-stage recipe (:mod:`.stages`): what happens between epochs.
 
 At the start of every epoch of the plan: the stage's parameters are made trainable, its
-schedule steps once (before training, as ProtoPNet's joint StepLR), and — when the plan says
+joint schedule steps once (before the joint epoch as ProtoPNet, or after it as LVW), and — when the plan says
 so — the prototypes are pushed and a checkpoint is written, so a resumed run never pushes
 twice. After the first push only pushed models compete for ``best/``; at the end the push
 that produced ``best/`` is rendered once into ``best/prototypes/`` (the gallery).
@@ -31,12 +31,12 @@ class StagedRun:
 
     def begin_epoch(self) -> None:
         """Multi-stage recipes: set the stage's trainable parameters, step its schedule once per
-        epoch (before training, as ProtoPNet's joint StepLR) and push when the plan says so."""
+        epoch (before or after a joint epoch, per recipe) and push when the plan says so."""
         t = self.trainer
         state, entry = t.state, t.plan[t.state.epoch]
         t.recipe.set_trainable(t.model.module, entry.stage)
         if state.scheduled_epoch != state.epoch:
-            if entry.stage == "joint":
+            if t.recipe.steps_joint_schedule(t.plan, state.epoch):
                 with warnings.catch_warnings():   # stepped before the epoch's first optimizer step, on purpose
                     warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
                     t.schedulers["joint"].step()

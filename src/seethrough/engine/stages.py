@@ -8,6 +8,7 @@ of any stage. The prototype recipe is ProtoPNet's ``main.py`` (and LVW's ``main_
     for e in range(epochs):
         warm-up (e < warm_epochs): add-on + prototypes, Adam
         joint (otherwise):         backbone + add-on + prototypes, Adam, StepLR(joint_step_size)
+                                   stepped before the epoch (ProtoPNet) or after it (LVW)
         if e >= push_start and e % push_every == 0:
             push, then last_layer_epochs epochs of the last layer only (Adam)
 
@@ -31,7 +32,12 @@ PROTOTYPE_STAGE_DEFAULTS: dict[str, Any] = {
     "joint_lr_backbone": 1e-4, "joint_wd_backbone": 1e-3, "joint_lr_add_on": 3e-3, "joint_wd_add_on": 1e-3,
     "joint_lr_prototypes": 3e-3, "joint_step_size": 5, "joint_gamma": 0.1,
     "last_lr": 1e-4,
+    # when the joint StepLR steps: "before" each joint epoch (ProtoPNet main.py:148-149) or
+    # "after" it (LVW main_lvw.py:201-213, so each decay comes one joint epoch later)
+    "joint_lr_step": "before",
 }
+#: Values of the ``joint_lr_step`` stage option.
+JOINT_LR_STEPS = ("before", "after")
 #: Stage of a single-stage run.
 SINGLE_STAGE = "train"
 
@@ -59,6 +65,9 @@ class StageRecipe:
         self.options = {**PROTOTYPE_STAGE_DEFAULTS, **(options or {})}
         self.epochs = epochs
         o = self.options
+        if o["joint_lr_step"] not in JOINT_LR_STEPS:
+            raise ValueError(f"--stage-opt joint_lr_step must be one of {', '.join(JOINT_LR_STEPS)}, "
+                             f"got {o['joint_lr_step']!r}")
         if o["push_every"] < 1 or o["last_layer_epochs"] < 1 or o["warm_epochs"] < 0 or o["push_start"] < 0:
             raise ValueError(f"stage options need push_every ≥ 1, last_layer_epochs ≥ 1 (a push is followed by "
                              f"last-layer epochs), warm_epochs ≥ 0, push_start ≥ 0; got {o}")
@@ -71,6 +80,14 @@ class StageRecipe:
             if epoch >= o["push_start"] and epoch % o["push_every"] == 0:
                 entries += [PlannedEpoch("last", i == 0, epoch) for i in range(o["last_layer_epochs"])]
         return entries
+
+    def steps_joint_schedule(self, plan: list[PlannedEpoch], index: int) -> bool:
+        """Whether the joint StepLR steps at the start of plan entry ``index``: before a joint epoch
+        (``joint_lr_step: before``) or right after one, i.e. at the start of the next entry
+        (``after``); the learning rate of every later joint epoch is then the original's."""
+        if self.options["joint_lr_step"] == "before":
+            return plan[index].stage == "joint"
+        return index > 0 and plan[index - 1].stage == "joint"
 
     def parameter_groups(self, model: nn.Module, stage: str) -> list[dict]:
         """The stage's Adam groups (ProtoPNet's *_optimizer_specs)."""
@@ -123,4 +140,5 @@ def recipe_for(model: nn.Module, epochs: int, options: dict[str, Any] | None) ->
             raise ValueError(f"--stage-opt {sorted(options)} given, but model {model.config.get('name')!r} trains in "
                              "one stage")
         return None
-    return RECIPES[name](epochs, options)
+    # a model's own recipe defaults (LVW: joint_lr_step after), below the user's --stage-opt
+    return RECIPES[name](epochs, {**getattr(model, "stage_defaults", {}), **(options or {})})

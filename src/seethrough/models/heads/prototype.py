@@ -103,6 +103,9 @@ class PrototypeNet(SeeThroughModel):
         self.last_layer.weight.data.copy_(CORRECT_CLASS_WEIGHT * identity + INCORRECT_CLASS_WEIGHT * (1 - identity))
         #: The training stage the engine runs (losses depend on it: LVW aligns only after warm-up).
         self.stage = "joint"
+        #: Recipe defaults of this model (under --stage-opt): LVW's main_lvw.py:201-213 steps the
+        #: joint StepLR after each joint epoch, ProtoPNet's main.py:148-149 before it.
+        self.stage_defaults = {"joint_lr_step": "after"} if config["name"] == "lvw" else {}
 
     @property
     def num_prototypes(self) -> int:
