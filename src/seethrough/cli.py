@@ -23,6 +23,29 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+#: Help texts of the input-geometry overrides shared by eval, evaluate and explain.
+_IMG_SIZE_HELP = "Input size, overriding the model's recorded one (a converted checkpoint records its original's)."
+_MEAN_HELP = "Normalization mean per channel, e.g. 0.1307 or 0.485,0.456,0.406 (overrides the model's)."
+_STD_HELP = "Normalization std per channel (overrides the model's)."
+
+
+def _geometry(img_size: int | None, mean: str | None, std: str | None) -> dict:
+    """``--img-size`` / ``--mean`` / ``--std`` → load_for_inference overrides (only those given)."""
+    def floats(text: str, flag: str) -> list[float]:
+        try:
+            return [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"{flag} expects comma-separated numbers, e.g. 0.485,0.456,0.406; got {text!r}") from None
+    geometry: dict = {}
+    if img_size is not None:
+        geometry["img_size"] = img_size
+    if mean is not None:
+        geometry["mean"] = floats(mean, "--mean")
+    if std is not None:
+        geometry["std"] = floats(std, "--std")
+    return geometry
+
+
 def _parse_set(pairs: list[str] | None, flag: str) -> dict:
     """``["k=v", ...]`` → ``{k: yaml(v)}`` (so numbers, booleans and lists get their types)."""
     values = {}
@@ -56,7 +79,7 @@ def train(
     stage_opt: Optional[List[str]] = typer.Option(None, "--stage-opt", help="Multi-stage recipe option KEY=VALUE, e.g. push_every=10 (protopnet, lvw)."),
     img_size: Optional[int] = typer.Option(None, help="Square input size in pixels."),
     augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr) | castream (resize, random resized crop, flip)."),
-    resize: Optional[str] = typer.Option(None, help="square (resize to --img-size, SCOUTER) | detr (keep aspect: shorter side 800, max 1333; padded batches)."),
+    resize: Optional[str] = typer.Option(None, help="square (resize to --img-size with torchvision) | pil-bilinear (the same with PIL's bilinear filter, as the originals: SCOUTER, ProtoPNet, LVW, CA-Stream) | detr (keep aspect: shorter side 800, max 1333; padded batches)."),
     resize_opt: Optional[List[str]] = typer.Option(None, "--resize-opt", help="DETR resize option KEY=VALUE, e.g. eval_size=512."),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None, help="Per-process batch size."),
@@ -112,7 +135,7 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    checkpoint: str = typer.Argument(..., help="Run dir, model dir, last.ckpt or Hub id."),
+    checkpoint: str = typer.Argument(..., help="RUN (= RUN/best), RUN/last, a model dir, a last.ckpt or a Hub id."),
     data: str = typer.Option(..., help="KIND:PATH of the data to score."),
     split: str = typer.Option("val", help="train | val."),
     data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
@@ -121,6 +144,10 @@ def evaluate(
     accelerator: str = typer.Option("auto"),
     on_bad_image: str = typer.Option("error"),
     out: Optional[Path] = typer.Option(None, help="Write the result as JSON here."),
+    predictions: Optional[Path] = typer.Option(None, help="Also write one CSV row per sample (sample_id, label, pred, pred_name, prob, top5, top5_prob)."),
+    img_size: Optional[int] = typer.Option(None, help=_IMG_SIZE_HELP),
+    mean: Optional[str] = typer.Option(None, help=_MEAN_HELP),
+    std: Optional[str] = typer.Option(None, help=_STD_HELP),
 ) -> None:
     """Accuracy (top-1, top-5, loss) of a trained model on a dataset split."""
     from .evaluation import evaluate_checkpoint
@@ -128,7 +155,8 @@ def evaluate(
     try:
         result = evaluate_checkpoint(checkpoint, data, split=split, data_options=_parse_set(data_opt, "--data-opt"),
                                      batch_size=batch_size, workers=workers, accelerator=accelerator,
-                                     on_bad_image=on_bad_image)
+                                     on_bad_image=on_bad_image, predictions=predictions,
+                                     **_geometry(img_size, mean, std))
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
     console.print_json(json.dumps(result))
@@ -154,29 +182,33 @@ def explain(
     heads: bool = typer.Option(False, "--heads", help="Per-head strips (INTR): the --label class's query first, then its look-alikes up to --k."),
     layer: int = typer.Option(-1, help="Decoder layer for --heads (-1: the last)."),
     prototypes: bool = typer.Option(False, "--prototypes", help="'This looks like that' (protopnet, lvw): the --k most activated prototypes next to their source patches from the gallery."),
+    img_size: Optional[int] = typer.Option(None, help=_IMG_SIZE_HELP),
+    mean: Optional[str] = typer.Option(None, help=_MEAN_HELP),
+    std: Optional[str] = typer.Option(None, help=_STD_HELP),
 ) -> None:
     """Overlay each image with evidence maps for the chosen classes (the model's own, or post-hoc)."""
     from .explanations.files import explain_files
 
     try:
+        geometry = _geometry(img_size, mean, std)
         indices = [int(c) for c in classes.split(",")] if classes else None
         if indices is not None and policy == "pred":
             policy = "explicit"
         if prototypes:
             from .explanations.files import explain_files_prototypes
 
-            paths = explain_files_prototypes(checkpoint, images, out, k=k)
+            paths = explain_files_prototypes(checkpoint, images, out, k=k, geometry=geometry)
             console.print(f"wrote {len(paths)} files to {out}/")
             return
         if heads:
             from .explanations.files import explain_files_heads
 
-            paths = explain_files_heads(checkpoint, images, out, k=k, labels=label, layer=layer)
+            paths = explain_files_heads(checkpoint, images, out, k=k, labels=label, layer=layer, geometry=geometry)
             console.print(f"wrote {len(paths)} files to {out}/")
             return
         paths = explain_files(checkpoint, images, out, policy=policy, k=k, indices=indices, labels=label,
                               normalization=normalization, alpha=alpha, cmap=cmap, method=method,
-                              method_options=_parse_set(method_opt, "--method-opt"))
+                              method_options=_parse_set(method_opt, "--method-opt"), geometry=geometry)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
     console.print(f"wrote {len(paths)} files to {out}/")
@@ -222,11 +254,13 @@ def convert(
         model = from_official(kind, checkpoint, **_parse_set(opt, "--opt"))
     except (ValueError, FileNotFoundError, TypeError) as err:
         _fail(err)
-    from .models.official_intr import OFFICIAL_CARDS
+    from .models.official_geometry import original_geometry
 
-    model.save_pretrained(out, converted_from=f"{kind}:{checkpoint}", **OFFICIAL_CARDS.get(kind, {}))
+    geometry = original_geometry(kind, model)   # the original's evaluation input (size, resize, mean/std)
+    model.save_pretrained(out, converted_from=f"{kind}:{checkpoint}", **geometry)
     console.print(f"wrote {out}/ ({model.config['name']}, backbone {model.config['backbone']}, "
-                  f"{model.config['num_classes']} classes)")
+                  f"{model.config['num_classes']} classes; evaluated as the original: "
+                  f"{json.dumps(geometry) if geometry else 'no recorded geometry'})")
 
 
 @app.command("evaluate")
@@ -253,6 +287,9 @@ def evaluate_explanations(
     on_bad_image: str = typer.Option("skip", help="error | skip (skipped files are counted in the report)."),
     out: Path = typer.Option(Path("evaluation"), help="Folder for results.json, samples.csv, report.html, figures/."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    img_size: Optional[int] = typer.Option(None, help=_IMG_SIZE_HELP),
+    mean: Optional[str] = typer.Option(None, help=_MEAN_HELP),
+    std: Optional[str] = typer.Option(None, help=_STD_HELP),
 ) -> None:
     """Evaluate explanations: every model x explainer x metric, with a JSON/CSV/HTML report."""
     from .protocol import load_protocol
@@ -264,7 +301,7 @@ def evaluate_explanations(
         summary = evaluate(models, data=data, split=split, data_options=_parse_set(data_opt, "--data-opt"),
                            protocol=chosen, out=out, limit=limit, batch_size=batch_size, workers=workers,
                            accelerator=accelerator, on_bad_image=on_bad_image, labels=label or None,
-                           progress=progress)
+                           progress=progress, geometry=_geometry(img_size, mean, std))
     except (ValueError, FileNotFoundError, TypeError) as err:
         _fail(err)
     _print_summary(summary)

@@ -17,8 +17,10 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("step", "multistep", "cosine", "none")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
 #: Image geometries (seethrough.data.transforms.RESIZES; repeated so the config needs no torch):
-#: "square" resizes to img_size² (SCOUTER), "detr" keeps the aspect ratio (DETR / INTR).
-RESIZES = ("square", "detr")
+#: "square" resizes to img_size² with torchvision, "pil-bilinear" with PIL's bilinear filter (the
+#: originals' Resize on a PIL image: SCOUTER, ProtoPNet, LVW, CA-Stream), "detr" keeps the aspect
+#: ratio (DETR / INTR).
+RESIZES = ("square", "pil-bilinear", "detr")
 #: What ``OUT/best/`` holds (engine/selection.py): the highest val top-1, the last epoch
 #: (SCOUTER's and INTR's train.py/main.py overwrite their checkpoint every epoch), or the
 #: lowest val loss (CA-Stream's main_INets.py).

@@ -1,7 +1,8 @@
 """Accuracy of a trained model on a dataset split (``seethrough eval``)."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 from lightning.fabric import Fabric
 
@@ -9,14 +10,26 @@ from .config import TrainConfig
 from .data import build_dataset
 from .engine.data import make_loader
 from .engine.evaluate import evaluate_accuracy
+from .engine.predictions import PredictionRecorder
 from .models.loading import load_for_inference
 
 
 def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_options: dict | None = None,
                         batch_size: int = 64, workers: int = 2, accelerator: str = "auto",
-                        on_bad_image: str = "error") -> dict[str, Any]:
+                        on_bad_image: str = "error", predictions: str | Path | None = None,
+                        img_size: int | None = None, mean: Sequence[float] | None = None,
+                        std: Sequence[float] | None = None) -> dict[str, Any]:
     """Top-1/top-5 accuracy and loss of ``checkpoint`` on ``split`` of ``data``, with the
-    preprocessing (size, mean, std) the model was trained with.
+    preprocessing (size, resize rule, mean, std) the model was trained with — or, for a
+    converted checkpoint, the original's (``img_size``, ``mean``, ``std`` override it).
+
+    ``predictions``: also write one CSV row per sample (see
+    :mod:`seethrough.engine.predictions`: sample_id, label, pred, pred_name, prob, top5,
+    top5_prob) to compare with another implementation sample by sample.
+
+    A model with more outputs than the data has classes (the official Con-Text SCOUTER command
+    trains 30 outputs for 28 classes) is scored over all its outputs; the unused ones are
+    listed in ``unused_outputs`` and a prediction there counts as wrong.
 
     Accuracy is the share of correct *samples*. INTR's ``engine.py:99-101`` (``evaluate``)
     instead averages each batch's acc@1/acc@5 and then the batch values with equal weights
@@ -24,19 +37,23 @@ def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_
     weights a smaller last batch more; the two agree when the split divides into full
     batches. Documented, not reproduced.
     """
-    loaded = load_for_inference(checkpoint)
+    loaded = load_for_inference(checkpoint, img_size=img_size, mean=mean, std=std)
     dataset = build_dataset(data, split, mode="L" if loaded.in_chans == 1 else "RGB",
                             on_bad_image=on_bad_image, **(data_options or {}))
-    if dataset.num_classes != len(loaded.classes):
-        raise ValueError(
-            f"{checkpoint} was trained on {len(loaded.classes)} classes but --data {data} has "
-            f"{dataset.num_classes}; evaluate on the same classes (dataset option num_classes)"
-        )
+    unused = loaded.unused_outputs(dataset.classes, source=str(checkpoint), spec=data)
     dataset.transform = loaded.transform()   # as trained (resize detr: aspect kept, padded batches)
     fabric = Fabric(accelerator=accelerator, devices=1)
     cfg = TrainConfig(batch_size=batch_size, workers=workers)
     loader = fabric.setup_dataloaders(make_loader(dataset, cfg, train=False, rank=0, world_size=1),
                                       use_distributed_sampler=False)
     model = fabric.setup(loaded.model)
-    result = evaluate_accuracy(model, loader, fabric)
-    return {"checkpoint": str(checkpoint), "data": data, "split": split, **result}
+    recorder = PredictionRecorder(loaded.classes) if predictions is not None else None
+    result = evaluate_accuracy(model, loader, fabric, on_batch=recorder)
+    geometry = {"img_size": loaded.img_size, "resize": loaded.resize, "mean": list(loaded.mean),
+                "std": list(loaded.std)}
+    report = {"checkpoint": str(checkpoint), "data": data, "split": split, **result, "input": geometry}
+    if unused:
+        report["unused_outputs"] = unused
+    if recorder is not None:
+        report["predictions"] = str(recorder.write_csv(predictions))
+    return report

@@ -12,6 +12,7 @@ the figures (see :mod:`seethrough.report`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from .protocol import Protocol, load_protocol
 RUN_CONFIG = "config.yaml"
 #: Keyword a metric function uses for each piece of ground truth.
 GROUND_TRUTH_PARAMS: tuple[str, ...] = ("masks", "boxes")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +75,7 @@ def evaluate(
     on_bad_image: str = "skip",
     labels: Sequence[str] | None = None,
     progress: bool = True,
+    geometry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``models`` (run directories, ``save_pretrained`` directories, ``last.ckpt``
     files or Hub ids) under ``protocol`` and return the results dictionary (also written to
@@ -84,6 +88,8 @@ def evaluate(
         protocol: a :class:`~seethrough.protocol.Protocol`, a preset name or a YAML path.
         limit: evaluate the first ``limit`` samples of the split only.
         labels: display names of the models (default: the directory names).
+        geometry: ``img_size`` / ``mean`` / ``std`` overriding what each model records
+            (``--img-size``, ``--mean``, ``--std``).
     """
     if not models:
         raise ValueError("give at least one model to evaluate (a run directory, a save_pretrained directory, "
@@ -99,7 +105,7 @@ def evaluate(
     names = list(labels) if labels is not None else _unique_labels(models)
     results = []
     for base, source in zip(names, models):
-        loaded = load_for_inference(source)
+        loaded = load_for_inference(source, **(geometry or {}))
         for variant in _variants(loaded.model, protocol):
             for option, value in variant.items():
                 loaded.model.set_runtime_option(option, value)
@@ -136,9 +142,10 @@ def _evaluate_model(fabric: Fabric, label: str, source: str, loaded: InferenceMo
     spec, options = data_for_run(source, data, data_options)
     dataset = build_dataset(spec, split, mode="L" if loaded.in_chans == 1 else "RGB", on_bad_image=on_bad_image,
                             **options)
-    if dataset.num_classes != len(loaded.classes):
-        raise ValueError(f"{source} was trained on {len(loaded.classes)} classes but --data {spec} has "
-                         f"{dataset.num_classes}; evaluate on the same classes (dataset option num_classes)")
+    unused = loaded.unused_outputs(dataset.classes, source=str(source), spec=spec)
+    if unused:
+        logger.warning("%s: outputs %s have no class in --data %s (%d classes); they compete in the softmax and a "
+                       "prediction there counts as wrong", source, unused, spec, dataset.num_classes)
     dataset.transform = loaded.transform(square=True)   # metrics compare pixel-aligned B×H×W maps
     size = len(dataset) if limit is None else min(limit, len(dataset))
     shard = list(range(size))[fabric.global_rank::fabric.world_size]

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Sequence
 
 import numpy as np
+import PIL.Image
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -26,8 +27,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Augment = Literal["none", "flip", "crop-flip", "scouter", "detr"]
 AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr", "castream")
-Resize = Literal["square", "detr"]
-RESIZES: tuple[str, ...] = ("square", "detr")
+Resize = Literal["square", "pil-bilinear", "detr"]
+RESIZES: tuple[str, ...] = ("square", "pil-bilinear", "detr")
 #: Augments that keep DETR's aspect-preserving geometry (the others are defined on the square).
 DETR_RESIZE_AUGMENTS: tuple[str, ...] = ("none", "flip", "detr")
 
@@ -58,6 +59,38 @@ PHOTOMETRIC_OPS: tuple[type, ...] = tuple(
                                    "RandomEqualize", "RandomChannelPermutation")
     if hasattr(v2, name)
 )
+
+
+class PilBilinearResize(v2.Transform):
+    """Square resize of the image by PIL's own ``BILINEAR`` filter on the 8-bit PIL image, as
+    the originals' torchvision ``Resize`` on a PIL image does (SCOUTER dataset/transform_func.py
+    ``Resize``, ProtoPNet / LVW ``transforms.Resize((224, 224))``, CA-Stream lib/data.py).
+
+    torchvision's tensor resize (``resize: square``) antialiases too but rounds differently, so
+    a converted checkpoint sees slightly different pixels; this rule reproduces PIL's exactly.
+    Boxes and masks (and float attention maps) follow with torchvision's resize to the same size.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.Image) and inpt.dtype == torch.uint8:
+            mode = "L" if inpt.shape[0] == 1 else None
+            image = v2.functional.to_pil_image(inpt.as_subclass(torch.Tensor), mode=mode)
+            image = image.resize((self.size, self.size), resample=PIL.Image.BILINEAR)
+            return tv_tensors.Image(v2.functional.pil_to_tensor(image))
+        return v2.functional.resize(inpt, [self.size, self.size], antialias=True)
+
+    _transform = transform   # torchvision < 0.21 calls _transform
+
+
+def square_resize(img_size: int, resize: str) -> v2.Transform:
+    """The square resize of ``resize`` (``square``: torchvision's, ``pil-bilinear``: PIL's)."""
+    if resize == "pil-bilinear":
+        return PilBilinearResize(img_size)
+    return v2.Resize((img_size, img_size), antialias=True)
 
 
 class JointTransform:
@@ -306,6 +339,8 @@ def build_transform(
     torchvision's default random resized crop (scale 0.08–1, ratio 3/4–4/3) back to ``img_size``²,
     then flips.
 
+    ``resize="pil-bilinear"`` is the square resize done by PIL's bilinear filter on the PIL
+    image (the originals' torchvision-on-PIL ``Resize``), see :class:`PilBilinearResize`.
     ``resize="detr"`` keeps the aspect ratio: shorter side ``eval_size`` (800) with the longer
     side capped at ``max_size`` (1333); ``img_size`` is then unused. ``resize_options`` set
     :class:`DetrSizes` (DETR's values by default) and apply only to ``resize="detr"``.
@@ -328,13 +363,13 @@ def build_transform(
         raise ValueError(f"img_size must be positive, got {img_size}")
     ops: list[v2.Transform] = []
     if train and augment == "castream":
-        ops += [v2.Resize((img_size, img_size), antialias=True),
+        ops += [square_resize(img_size, resize),
                 v2.RandomResizedCrop((img_size, img_size), antialias=True), v2.RandomHorizontalFlip()]
     elif train and augment == "crop-flip":
         ops += [v2.RandomResizedCrop((img_size, img_size), scale=CROP_SCALE, antialias=True),
                 v2.RandomHorizontalFlip()]
     else:
-        ops.append(v2.Resize((img_size, img_size), antialias=True))
+        ops.append(square_resize(img_size, resize))
         if train and augment in ("flip", "scouter"):
             ops.append(v2.RandomHorizontalFlip())
         if train and augment == "scouter":

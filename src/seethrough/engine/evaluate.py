@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Callable
 
 import torch
 from lightning.fabric import Fabric
@@ -40,8 +41,10 @@ def forward_batch(model: nn.Module, batch: dict) -> ModelOutput:
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: torch.nn.Module, loader: DataLoader, fabric: Fabric) -> dict[str, float]:
-    """``{"acc1", "acc5", "loss", "samples", "skipped"}`` over every sample of ``loader``."""
+def evaluate_accuracy(model: torch.nn.Module, loader: DataLoader, fabric: Fabric,
+                      on_batch: Callable[[dict, torch.Tensor], None] | None = None) -> dict[str, float]:
+    """``{"acc1", "acc5", "loss", "samples", "skipped"}`` over every sample of ``loader``;
+    ``on_batch(batch, logits)`` sees every batch's logits (e.g. per-sample predictions)."""
     was_training = model.training
     model.eval()
     sums = torch.zeros(3 + len(TOPK), dtype=torch.float64, device=fabric.device)  # n, loss, skipped, top-k
@@ -50,6 +53,8 @@ def evaluate_accuracy(model: torch.nn.Module, loader: DataLoader, fabric: Fabric
         if "image" not in batch:
             continue
         out = forward_batch(model, batch)
+        if on_batch is not None:
+            on_batch(batch, out.logits)
         labels = batch["label"]
         sums[0] += labels.numel()
         sums[1] += torch.nn.functional.cross_entropy(out.logits.float(), labels, reduction="sum")

@@ -16,9 +16,10 @@ from .render import denormalize
 def explain_files(checkpoint: str, images: Sequence[str | Path], out: str | Path, *, policy: str = "pred",
                   k: int = 3, indices: Sequence[int] | None = None, labels: Sequence[int] | None = None,
                   normalization: str = "joint", alpha: float = 0.4, cmap: str = "jet", method: str = "native",
-                  method_options: dict | None = None) -> list[Path]:
-    """Load the model, preprocess the files as in training, render overlays into ``out``."""
-    loaded, batch = _load(checkpoint, images, labels)
+                  method_options: dict | None = None, geometry: dict | None = None) -> list[Path]:
+    """Load the model, preprocess the files as in training (``geometry``: ``img_size`` / ``mean`` /
+    ``std`` overrides), render overlays into ``out``."""
+    loaded, batch = _load(checkpoint, images, labels, geometry)
     result = explain_batch(loaded.model, batch, policy=policy, k=k, labels=labels, indices=indices,
                            normalization=normalization, method=method, method_options=method_options)
     stems = [Path(p).stem for p in images]
@@ -27,23 +28,24 @@ def explain_files(checkpoint: str, images: Sequence[str | Path], out: str | Path
 
 
 def explain_files_heads(checkpoint: str, images: Sequence[str | Path], out: str | Path, *, k: int = 5,
-                        labels: Sequence[int] | None = None, layer: int = -1) -> list[Path]:
+                        labels: Sequence[int] | None = None, layer: int = -1,
+                        geometry: dict | None = None) -> list[Path]:
     """INTR's per-head views for image files: with ``labels`` the true class's query first
     (``k=1``: gt_query_heads), then its ``k - 1`` look-alikes (sim_query_heads)."""
-    loaded, batch = _load(checkpoint, images, labels)
+    loaded, batch = _load(checkpoint, images, labels, geometry)
     result = explain_heads(loaded.model, batch, labels=labels or None, k=k, layer=layer)
     return render_heads(result, denormalize(batch, loaded.mean, loaded.std), loaded.classes, out,
                         [Path(p).stem for p in images])
 
 
 def explain_files_prototypes(checkpoint: str, images: Sequence[str | Path], out: str | Path, *,
-                             k: int = 3) -> list[Path]:
+                             k: int = 3, geometry: dict | None = None) -> list[Path]:
     """ProtoPNet's "this looks like that" for image files: each image's ``k`` most activated
     prototypes next to their source patches from the model's gallery (``best/prototypes``)."""
     from ..prototypes.gallery import this_looks_like_that
     from ..engine.staged_run import BEST_DIR, GALLERY_DIR
 
-    loaded, batch = _load(checkpoint, images, None)
+    loaded, batch = _load(checkpoint, images, None, geometry)
     root = Path(checkpoint)
     gallery = next((d for d in (root / BEST_DIR / GALLERY_DIR, root / GALLERY_DIR, root.parent / GALLERY_DIR)
                     if (d / "gallery.json").is_file()), None)
@@ -61,9 +63,9 @@ def explain_files_prototypes(checkpoint: str, images: Sequence[str | Path], out:
     return paths
 
 
-def _load(checkpoint: str, images: Sequence[str | Path], labels: Sequence[int] | None):
+def _load(checkpoint: str, images: Sequence[str | Path], labels: Sequence[int] | None, geometry: dict | None = None):
     """The model for inference and the files preprocessed as in training, as one batch."""
-    loaded = load_for_inference(checkpoint)
+    loaded = load_for_inference(checkpoint, **(geometry or {}))
     if labels and len(labels) != len(images):
         raise ValueError(f"--label was given {len(labels)} times for {len(images)} images; give one per image")
     mode = "L" if loaded.in_chans == 1 else "RGB"

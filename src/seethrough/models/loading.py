@@ -1,7 +1,9 @@
 """Load a trained model for inference from any of the places training writes one."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from .registry import create_model
 DEFAULT_IMG_SIZE = 224
 #: Where ``seethrough train`` puts the best model inside a run directory.
 RUN_BEST_DIR = "best"
+#: ``RUN/last`` names the run's last training checkpoint, ``RUN/last.ckpt``.
+RUN_LAST, RUN_LAST_CHECKPOINT = "last", "last.ckpt"
 
 
 @dataclass
@@ -35,20 +39,67 @@ class InferenceModel:
     def in_chans(self) -> int:
         return len(self.mean)
 
+    def unused_outputs(self, data_classes: Sequence[str], *, source: str, spec: str) -> list[int]:
+        """The model's outputs that no class of the data uses (audit B5: the original Con-Text
+        command trains ``--num_classes 30`` for 28 classes), checked: the data's classes must be
+        the model's first outputs (same names, or a converted model's numbered outputs). A model
+        with fewer outputs, or other class names, is refused naming both counts."""
+        ours, theirs = list(self.classes), list(data_classes)
+        if len(ours) == len(theirs):
+            return []
+        numbered = ours == [str(i) for i in range(len(ours))]
+        if len(ours) > len(theirs) and (numbered or ours[:len(theirs)] == theirs):
+            return list(range(len(theirs), len(ours)))
+        raise ValueError(f"{source} was trained on {len(ours)} classes but --data {spec} has {len(theirs)}; "
+                         "evaluate on the same classes (dataset option num_classes)")
+
     def transform(self, *, square: bool = False):
         """The evaluation preprocessing the model was trained with. ``square=True`` forces a
         square resize to ``img_size`` (what pixel-aligned batches of explanations need)."""
         from ..data import build_transform
 
-        geometry = {} if square or self.resize == "square" else {"resize": self.resize,
-                                                                 "resize_options": self.resize_options}
+        if self.resize == "detr" and not square:
+            geometry = {"resize": self.resize, "resize_options": self.resize_options}
+        else:   # a square resize: torchvision's, or PIL's bilinear filter as the originals ("pil-bilinear")
+            geometry = {"resize": "pil-bilinear" if self.resize == "pil-bilinear" else "square"}
         return build_transform(self.img_size, train=False, mean=self.mean, std=self.std, **geometry)
 
 
-def load_for_inference(source: str | Path) -> InferenceModel:
+def load_for_inference(source: str | Path, *, img_size: int | None = None, mean: Sequence[float] | None = None,
+                       std: Sequence[float] | None = None) -> InferenceModel:
     """``source``: a run directory (uses ``best/``), a ``save_pretrained`` directory, a
-    ``last.ckpt`` file, or a Hugging Face Hub id."""
-    path = Path(source)
+    ``last.ckpt`` file, or a Hugging Face Hub id.
+
+    The input geometry is the one recorded with the model (training's, or the original's for a
+    converted checkpoint, see :mod:`.official_geometry`); ``img_size``, ``mean`` and ``std``
+    override it (``--img-size``, ``--mean``, ``--std``)."""
+    loaded = _load(source)
+    return with_geometry(loaded, img_size=img_size, mean=mean, std=std, source=str(source))
+
+
+def with_geometry(loaded: InferenceModel, *, img_size: int | None = None, mean: Sequence[float] | None = None,
+                  std: Sequence[float] | None = None, source: str = "the model") -> InferenceModel:
+    """``loaded`` with its input size and normalization overridden where given (checked: one
+    value per input channel of the model, positive std and size)."""
+    channels = int(loaded.model.config.get("in_chans", loaded.in_chans))
+    for flag, values in (("--mean", mean), ("--std", std)):
+        if values is not None and len(values) != channels:
+            raise ValueError(f"{flag} needs one value per input channel of {source} ({channels}), got "
+                             f"{len(values)}: {list(values)}")
+    if std is not None and any(v <= 0 for v in std):
+        raise ValueError(f"--std values must be positive, got {list(std)}")
+    if img_size is not None and img_size < 1:
+        raise ValueError(f"--img-size must be a positive number of pixels, got {img_size}")
+    return dataclasses.replace(
+        loaded,
+        img_size=int(img_size) if img_size is not None else loaded.img_size,
+        mean=tuple(float(v) for v in mean) if mean is not None else loaded.mean,
+        std=tuple(float(v) for v in std) if std is not None else loaded.std,
+    )
+
+
+def _load(source: str | Path) -> InferenceModel:
+    path = resolve_run_path(source)
     if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / RUN_BEST_DIR / CONFIG_NAME).exists():
         path = path / RUN_BEST_DIR
     if path.is_file():
@@ -68,6 +119,19 @@ def load_for_inference(source: str | Path) -> InferenceModel:
         mean, std, int(card.get("img_size") or DEFAULT_IMG_SIZE),
         str(card.get("resize") or "square"), dict(card.get("resize_options") or {}),
     )
+
+
+def resolve_run_path(source: str | Path) -> Path:
+    """``RUN/last`` → ``RUN/last.ckpt`` (the last epoch's weights); ``RUN`` and ``RUN/best`` stay
+    (``RUN`` means ``RUN/best``: the model ``--select`` chose). Anything else is returned as is."""
+    path = Path(source)
+    if path.name == RUN_LAST and not path.exists() and path.parent.is_dir():
+        checkpoint = path.parent / RUN_LAST_CHECKPOINT
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{source}: {checkpoint} not found; RUN/last reads the run's last.ckpt "
+                                    f"(use RUN or RUN/best for the selected model)")
+        return checkpoint
+    return path
 
 
 def _card(directory: Path) -> dict:
@@ -96,7 +160,7 @@ def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[st
     FC baseline) into ``model``'s backbone (and, for a head that reuses the baseline's
     classifier such as CA-Stream, its classifier through ``model.init_classifier_from``). Refuses another backbone, stem, input channels or
     class list, naming what differs."""
-    if not Path(source).exists():
+    if not resolve_run_path(source).exists():
         raise FileNotFoundError(
             f"use_pre {source} not found: give the run directory (or its best/ or last.ckpt) of the FC "
             "baseline trained first on the same data (seethrough train --model fc ... --out DIR)"
@@ -121,7 +185,7 @@ def init_model_from(model: nn.Module, source: str | Path) -> None:
     Refuses a model of another name, backbone or class count, naming what differs; the weights
     must then match key for key and shape for shape.
     """
-    if not Path(source).exists():
+    if not resolve_run_path(source).exists():
         raise FileNotFoundError(f"init_from {source} not found: give a model directory (seethrough convert ... "
                                 "--out DIR, or save_pretrained), a run directory or a last.ckpt")
     pre = load_for_inference(source).model

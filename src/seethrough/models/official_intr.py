@@ -350,8 +350,3 @@ def _hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapping[str,
     if any(k.startswith(("query_embed.", "presence.", "input_proj.")) for k in bad) and not hints:
         hints.append("the query / presence / input_proj weights do not fit: check d_model (--hidden_dim)")
     return "Fix: " + "; ".join(hints or ["check the backbone option"])
-
-
-#: Model-card entries of converted DETR/INTR models: they were trained and are evaluated with
-#: DETR's aspect-preserving resize (shorter side 800, longer side at most 1333).
-OFFICIAL_CARDS: dict[str, dict[str, Any]] = {"detr": {"resize": "detr"}, "intr": {"resize": "detr"}}
