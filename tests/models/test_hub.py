@@ -38,3 +38,20 @@ def test_checkpoint_of_another_backbone_is_refused(tmp_path):
     other = seethrough.create_model("fc", num_classes=4, backbone="resnet18")
     with pytest.raises(ValueError, match="does not fit model 'fc' \\(backbone 'resnet18'.*--backbone"):
         load_state_dict_checked(other, state, source="x.safetensors")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble"])
+def test_a_corrupt_safetensors_file_is_a_clear_error_naming_it(tmp_path, damage):
+    from typer.testing import CliRunner
+
+    from seethrough.cli import app
+
+    model = seethrough.create_model("fc", num_classes=3, backbone="test_efficientnet")
+    model.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x07" * 64 + data[64:])
+    with pytest.raises(ValueError, match=r"model.safetensors is truncated or corrupt .*Write it again"):
+        seethrough.from_pretrained(tmp_path / "m")
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "m"), "--data", "synthetic"])
+    assert result.exit_code == 2 and "truncated or corrupt" in result.output

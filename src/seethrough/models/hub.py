@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -65,8 +66,21 @@ def from_pretrained(source: str | Path, *, map_location: str | torch.device = "c
         raise FileNotFoundError(f"{weights} not found next to {directory / CONFIG_NAME}")
     name = config.pop("name")
     model = create_model(name, pretrained=False, **config)
-    load_state_dict_checked(model, load_file(str(weights), device=str(map_location)), source=str(weights))
+    load_state_dict_checked(model, read_weights(weights, map_location), source=str(weights))
     return model
+
+
+def read_weights(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a ``model.safetensors``; a truncated or corrupt file is a clear error naming
+    it (safetensors' own error is a bare ``SafetensorError`` traceback)."""
+    try:
+        return load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({err}); the model directory cannot be loaded. Write it again "
+            "(model.save_pretrained, seethrough convert, or the run's best/ from its last.ckpt with "
+            "--resume), or download it again if it came from the Hub."
+        ) from err
 
 
 def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
