@@ -69,3 +69,16 @@ def test_transform_gives_tensors(folder_root):
     assert sample["image"].shape == (3, 16, 16)
     assert sample["label"] == 0 and sample["index"] == 0
     assert np.isfinite(sample["image"].numpy()).all()
+
+
+def test_an_empty_class_folder_is_named_unless_allowed(folder_root):
+    """Issue #12 item 9: an empty class folder trained silently as a class without samples."""
+    root, _ = folder_root
+    shutil.rmtree(root / "train" / "zebra")
+    (root / "train" / "zebra").mkdir()
+    with pytest.raises(ValueError, match=r"class folders without images: .*train/zebra.*allow_empty=true"):
+        FolderDataset(root, split="train")
+    with pytest.raises(ValueError, match="train/zebra"):
+        build_dataset(f"folder:{root}", "train")
+    kept = build_dataset(f"folder:{root}", "train", allow_empty=True)
+    assert kept.classes == w.FOLDER_CLASSES and len(kept) == 6 and 2 not in set(kept.labels.tolist())

@@ -10,7 +10,9 @@ Classes are the sorted names of the ``train/`` sub-folders (label = position), f
 splits; a ``val/`` class folder that ``train/`` lacks is an error. Images are files with
 the extensions in :data:`~seethrough.data._files.IMAGE_EXTENSIONS` (any case), found
 recursively, in torchvision ``ImageFolder`` order; hidden files and folders are ignored.
-``sample_id`` is the path relative to ``root`` (``/``-separated). No boxes or masks.
+``sample_id`` is the path relative to ``root`` (``/``-separated). No boxes or masks. A class
+folder without images is an error (as torchvision's ``ImageFolder``) unless ``allow_empty``
+(a fixed class list on purpose).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class FolderDataset(ImageDataset):
         transform: Callable[[RawSample], dict] | None = None,
         mode: str = "RGB",
         on_bad_image: OnBadImage = "error",
+        allow_empty: bool = False,
     ) -> None:
         super().__init__(transform=transform, mode=mode, on_bad_image=on_bad_image)
         self.root = Path(root)
@@ -60,12 +63,21 @@ class FolderDataset(ImageDataset):
             )
         files: list[str] = []
         labels: list[int] = []
+        empty: list[str] = []
         for name in folders:
             found = list_image_files(split_dir / name, recursive=True)
+            if not found:
+                empty.append(str(split_dir / name))
             files += [f"{split_dir.name}/{name}/{rel}" for rel in found]
             labels += [self.classes.index(name)] * len(found)
         if not files:
             raise empty_split_error(split_dir, split, LAYOUT_HINT)
+        if empty and not allow_empty:
+            raise ValueError(
+                f"class folders without images: {', '.join(empty)} (as torchvision's ImageFolder, an empty "
+                "class is an error: it would be a class the model never sees). Add its images, remove the "
+                "folder, or keep the class on purpose with --data-opt allow_empty=true"
+            )
         #: Paths relative to ``root`` (also the sample ids), packed (see ``pack_strings``).
         self.files = pack_strings(files)
         self.labels = np.asarray(labels, dtype=np.int64)
