@@ -87,6 +87,8 @@ def train(
     lr: Optional[float] = typer.Option(None),
     lr_backbone: Optional[float] = typer.Option(None, help="Backbone learning rate (DETR/INTR); default: --lr."),
     weight_decay: Optional[float] = typer.Option(None),
+    weight_decay_on: Optional[str] = typer.Option(None, help="weights (not biases and norms; default) | all (every parameter, as the originals and the paper presets)."),
+    min_lr: Optional[float] = typer.Option(None, help="Floor of the cosine schedule (INTR's --min_lr 1e-6; default 0)."),
     scheduler: Optional[str] = typer.Option(None, help="step | multistep | cosine | none."),
     step_size: Optional[int] = typer.Option(None, help="StepLR period in epochs."),
     gamma: Optional[float] = typer.Option(None, help="LR decay factor of step schedules."),

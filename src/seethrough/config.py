@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 #: SCOUTER's official optimizer settings (train.py): AdamW 1e-4, StepLR(70, 0.1); the
-#: official code ignores its --weight_decay flag, so the effective decay is AdamW's 0.01.
+#: official code ignores its --weight_decay flag, so the effective decay is AdamW's 0.01, on every
+#: parameter (seethrough decays weights only unless weight_decay_on is "all", as the presets set).
 SCOUTER_LR, SCOUTER_STEP, SCOUTER_GAMMA, ADAMW_DEFAULT_DECAY = 1e-4, 70, 0.1, 0.01
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -68,6 +69,10 @@ class TrainConfig:
     lr: float = SCOUTER_LR
     lr_backbone: float | None = None
     weight_decay: float = ADAMW_DEFAULT_DECAY
+    #: "weights" (ndim ≥ 2: not biases and norms) or "all" parameters, as the originals' optimizers
+    weight_decay_on: str = "weights"
+    #: the cosine schedule's floor (torch CosineAnnealingLR eta_min; INTR's --min_lr 1e-6)
+    min_lr: float = 0.0
     momentum: float = 0.9
     scheduler: str = "step"
     step_size: int = SCOUTER_STEP
@@ -106,6 +111,8 @@ class TrainConfig:
             (self.lr > 0, "--lr", "positive"),
             (self.lr_backbone is None or self.lr_backbone > 0, "--lr-backbone", "positive (or omitted: same as --lr)"),
             (self.weight_decay >= 0, "--weight-decay", "zero or positive"),
+            (self.weight_decay_on in ("weights", "all"), "--weight-decay-on", "'weights' or 'all'"),
+            (0 <= self.min_lr < self.lr, "--min-lr", "zero or positive and below --lr"),
             (self.img_size >= 8, "--img-size", "at least 8 pixels"),
             (self.in_chans in (1, 3), "--in-chans", "1 (grayscale) or 3 (RGB)"),
             (self.workers >= 0, "--workers", "zero or positive"),

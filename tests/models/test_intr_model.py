@@ -225,8 +225,9 @@ def test_defaults_are_intrs_and_the_init_is_detrs():
     in_proj = model.transformer.decoder.layers[0].multihead_attn.in_proj_weight  # 768×256
     bound = math.sqrt(6 / sum(in_proj.shape))  # Xavier-uniform
     assert in_proj.abs().max() <= bound and in_proj.abs().max() > 0.95 * bound
-    presence = model.presence.weight
-    assert presence.abs().max() <= math.sqrt(6 / (1 + 256)) and model.presence.bias.item() == 0
+    presence = model.presence.weight   # nn.Linear's default (INTR without --finetune, audit I1)
+    assert presence.abs().max() <= 1 / math.sqrt(256) and model.presence.bias.item() != 0
+    assert cfg["presence_init"] == "default"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -303,3 +304,19 @@ def test_a_thousand_classes_run():
     model = seethrough.create_model("intr", num_classes=1000, backbone="test_efficientnet", **TINY).eval()
     out = model(torch.randn(1, 3, 32, 32))
     assert out.logits.shape == (1, 1000) and out.extras["attention"].shape[:4] == (LAYERS, 1, HEADS, 1000)
+
+
+def test_presence_vector_keeps_torchs_init_unless_xavier_as_intrs_finetune():
+    """Audit I1: INTR's util/misc.py:492-494 draws the presence vector Xavier/zero only when
+    fine-tuning from DETR; otherwise nn.Linear's default init stays."""
+    small = dict(num_classes=3, backbone="test_resnet", d_model=16, nheads=2, num_encoder_layers=1,
+                 num_decoder_layers=1, dim_feedforward=16)
+    torch.manual_seed(0)
+    default = seethrough.create_model("intr", **small)
+    torch.manual_seed(0)
+    xavier = seethrough.create_model("intr", presence_init="xavier", **small)
+    assert default.presence.bias.item() != 0.0 and xavier.presence.bias.item() == 0.0
+    bound = 1 / 16 ** 0.5   # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert default.presence.weight.abs().max() <= bound
+    with pytest.raises(ValueError, match="presence_init must be one of default, xavier"):
+        seethrough.create_model("intr", presence_init="zeros", **small)

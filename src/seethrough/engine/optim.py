@@ -16,16 +16,23 @@ DECAY_MIN_NDIM = 2
 BACKBONE_PREFIX = "backbone."
 
 
+#: ``weight_decay_on`` values: decay the weights only (ndim ≥ 2), or every parameter as the
+#: originals' optimizers do (SCOUTER train.py:146 AdamW(params), INTR main.py:136 AdamW over all
+#: param_dicts, CA-Stream engine/utils.py:97-98 SGD with the cls_token and biases).
+WEIGHT_DECAY_ON = ("weights", "all")
+
+
 def parameter_groups(model: nn.Module, weight_decay: float, *, lr: float | None = None,
-                     lr_backbone: float | None = None) -> list[dict]:
-    """Trainable parameters split so that weight decay applies to weights, not biases/norms;
-    with ``lr_backbone`` the backbone's parameters get their own learning rate (DETR / INTR:
-    transformer 1e-4, backbone 1e-5). Empty groups are left out."""
+                     lr_backbone: float | None = None, decay_all: bool = False) -> list[dict]:
+    """Trainable parameters split so that weight decay applies to weights, not biases/norms
+    (``decay_all``: to every parameter, as the originals); with ``lr_backbone`` the backbone's
+    parameters get their own learning rate (DETR / INTR: transformer 5e-5 in INTR's recipe, 1e-4
+    in DETR's; backbone 1e-5). Empty groups are left out."""
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
             in_backbone = lr_backbone is not None and name.startswith(BACKBONE_PREFIX)
-            buckets.setdefault((in_backbone, param.ndim >= DECAY_MIN_NDIM), []).append(param)
+            buckets.setdefault((in_backbone, decay_all or param.ndim >= DECAY_MIN_NDIM), []).append(param)
     if not buckets:
         raise ValueError("the model has no trainable parameters; lower --freeze-layers")
     groups = []
@@ -44,27 +51,34 @@ def parameter_groups(model: nn.Module, weight_decay: float, *, lr: float | None 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW (SCOUTER, INTR) or SGD with momentum (CA-Stream, ProtoPNet last layer).
 
-    The configured weight decay is actually applied (the official SCOUTER ignored it);
-    ``cfg.lr_backbone`` (when set) is the backbone's learning rate, ``cfg.lr`` everyone else's.
+    The configured weight decay is applied to the weights, or with ``weight_decay_on: all`` to
+    every parameter (the paper presets, as their originals); ``cfg.lr_backbone`` (when set) is the
+    backbone's learning rate, ``cfg.lr`` everyone else's.
     """
-    groups = parameter_groups(model, cfg.weight_decay, lr=cfg.lr, lr_backbone=cfg.lr_backbone)
+    groups = parameter_groups(model, cfg.weight_decay, lr=cfg.lr, lr_backbone=cfg.lr_backbone,
+                              decay_all=cfg.weight_decay_on == "all")
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per epoch: ``step`` (StepLR), ``multistep``, ``cosine`` (to 0 at the last
-    epoch) or ``none``; an optional linear warm-up over ``warmup_epochs`` multiplies any of them."""
+    """Stepped once per epoch: ``step`` (StepLR), ``multistep``, ``cosine`` (torch's
+    CosineAnnealingLR with T_max = epochs: from each group's lr to ``min_lr`` at the last epoch,
+    INTR's main.py:143 uses min_lr 1e-6) or ``none``; an optional linear warm-up over
+    ``warmup_epochs`` multiplies any of them."""
 
-    def factor(epoch: int) -> float:
+    def factor(epoch: int, base_lr: float) -> float:
         warm = min(1.0, (epoch + 1) / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
         if cfg.scheduler == "step":
             return warm * cfg.gamma ** (epoch // cfg.step_size)
         if cfg.scheduler == "multistep":
             return warm * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
         if cfg.scheduler == "cosine":
-            return warm * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+            floor = cfg.min_lr / base_lr
+            return warm * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs)))
         return warm
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    lambdas = [lambda epoch, base=group.get("initial_lr", group["lr"]): factor(epoch, base)
+               for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

@@ -19,8 +19,10 @@ cross-attention of every decoder layer, L×B×heads×C×(h·w); ``maps`` the las
 attention averaged over heads, B×C×h×w (each map sums to 1 over the valid positions).
 
 Initialization as DETR / INTR: Xavier-uniform on the transformer's weight matrices, torch's
-defaults for ``input_proj`` and ``query_embed`` (N(0, 1)), and the presence vector
-Xavier-uniform with zero bias (INTR's util/misc.py, when it starts from DETR weights).
+defaults for ``input_proj`` and ``query_embed`` (N(0, 1)), and the presence vector torch's
+``nn.Linear`` default (INTR without ``--finetune``); ``presence_init="xavier"`` is INTR's
+util/misc.py:492-494 init (Xavier-uniform, zero bias), which it applies only when starting from
+DETR weights — as ``from_official("detr", ...)`` does here.
 """
 from __future__ import annotations
 
@@ -39,6 +41,10 @@ from .intr_transformer import Transformer, sine_position_encoding_masked
 D_MODEL, NHEADS, ENC_LAYERS, DEC_LAYERS, DIM_FEEDFORWARD, DROPOUT = 256, 8, 6, 6, 2048, 0.1
 
 
+#: ``presence_init`` values: torch's nn.Linear default (INTR trained from scratch / ImageNet
+#: weights) or INTR's Xavier-uniform with zero bias (its DETR fine-tuning path).
+PRESENCE_INITS = ("default", "xavier")
+
 class INTR(SeeThroughModel):
     """Backbone → input_proj → Transformer(class queries) → shared presence vector.
 
@@ -47,7 +53,7 @@ class INTR(SeeThroughModel):
     """
 
     non_finite_hint = ("INTR trains with gradient clipping 0.1 (--clip-grad 0.1) and small learning rates "
-                       "(1e-4 transformer, 1e-5 backbone); try those")
+                       "(5e-5 transformer, 1e-5 backbone: --preset intr); try those")
 
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__(config, backbone)
@@ -57,9 +63,10 @@ class INTR(SeeThroughModel):
         self.transformer = Transformer(d, config["nheads"], config["num_encoder_layers"],
                                        config["num_decoder_layers"], config["dim_feedforward"],
                                        config["dropout"], config["pre_norm"])
-        self.presence = nn.Linear(d, 1)
-        nn.init.xavier_uniform_(self.presence.weight)
-        nn.init.zeros_(self.presence.bias)
+        self.presence = nn.Linear(d, 1)   # torch's default init, as INTR's models/intr.py
+        if config.get("presence_init", "default") == "xavier":   # INTR's util/misc.py:492-494 with --finetune
+            nn.init.xavier_uniform_(self.presence.weight)
+            nn.init.zeros_(self.presence.bias)
 
     def forward(self, images: torch.Tensor, padding_mask: torch.Tensor | None = None) -> ModelOutput:
         """``images`` B×C×H×W; ``padding_mask`` B×H×W bool, True on padded pixels (DETR's
@@ -118,6 +125,7 @@ def intr(
     dropout: float = DROPOUT,
     pre_norm: bool = False,
     frozen_bn: bool = True,
+    presence_init: str = "default",
     **backbone_options,
 ) -> INTR:
     """INTR with its defaults (d_model 256, 8 heads, 6 + 6 layers, FFN 2048, dropout 0.1, post-norm,
@@ -137,6 +145,8 @@ def intr(
          f"num_decoder_layers must be ≥ 1 (the explanation is its cross-attention), got {num_decoder_layers}"),
         (isinstance(dim_feedforward, int) and dim_feedforward >= 1, f"dim_feedforward must be ≥ 1, got {dim_feedforward}"),
         (0 <= dropout < 1, f"dropout must be in [0, 1), got {dropout}"),
+        (presence_init in PRESENCE_INITS, f"presence_init must be one of {', '.join(PRESENCE_INITS)}, got "
+                                           f"{presence_init!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -147,4 +157,5 @@ def intr(
     return build_model(INTR, "intr", num_classes=num_classes, backbone=backbone, pretrained=pretrained,
                        backbone_options={**backbone_options, "frozen_bn": frozen_bn}, d_model=d_model,
                        nheads=nheads, num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
-                       dim_feedforward=dim_feedforward, dropout=dropout, pre_norm=pre_norm)
+                       dim_feedforward=dim_feedforward, dropout=dropout, pre_norm=pre_norm,
+                       presence_init=presence_init)
