@@ -25,8 +25,8 @@ from .models.loading import load_for_inference
 #: and score use, and (``use_pre``) the demo model whose backbone initializes it.
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "fc": {"overrides": {"model": "fc"}, "policy": "gt"},
-    "scouter+": {"overrides": {"model": "scouter", "model_options": {"sign": 1}}, "policy": "gt", "use_pre": "fc"},
-    "scouter-": {"overrides": {"model": "scouter", "model_options": {"sign": -1}}, "policy": "least", "use_pre": "fc"},
+    "scouter+": {"overrides": {"model": "scouter", "model_options": {"sign": 1, "slots_per_class": 1, "power": 1}}, "policy": "gt", "use_pre": "fc"},
+    "scouter-": {"overrides": {"model": "scouter", "model_options": {"sign": -1, "slots_per_class": 1, "power": 1}}, "policy": "least", "use_pre": "fc"},
     # INTR at a CPU size (d 32, 4 heads, 1 + 1 layers); like INTR from DETR it starts from a
     # trained backbone (the FC's) and keeps its BatchNorm frozen
     "intr": {"overrides": {"model": "intr", "model_options": {

@@ -106,3 +106,11 @@ def test_every_class_map_is_non_zero(slots_per_class):
                                     slots_per_class=slots_per_class).eval()
     maps = model(torch.randn(2, 3, 64, 64)).maps
     assert (maps.flatten(2).sum(-1) > 0).all()
+
+
+def test_defaults_are_the_original_train_py_argparse_defaults():
+    """Audit S6: --slots_per_class "3", --power "2", --to_k_layer 1, --lambda_value "1.", --hidden_dim 64."""
+    model = seethrough.create_model("scouter", num_classes=2, backbone="test_efficientnet")
+    cfg = model.config
+    assert (cfg["slots_per_class"], cfg["power"], cfg["to_k_layer"], cfg["lambda_value"], cfg["hidden_dim"],
+            cfg["sign"]) == (3, 2.0, 1, 1.0, 64, 1)

@@ -14,7 +14,7 @@ def test_scouter_pos_learns_and_looks_at_the_evidence(tmp_path):
     common = {"data_options": {"num_samples": SAMPLES, "num_classes": CLASSES}, "progress": False}
     fc = resolve_config(preset="demo", overrides={**common, "epochs": 1, "out": str(tmp_path / "fc")})
     train(fc)
-    cfg = resolve_config(preset="demo", overrides={**common, "model": "scouter", "model_options": {"sign": 1},
+    cfg = resolve_config(preset="demo", overrides={**common, "model": "scouter", "model_options": {"sign": 1, "slots_per_class": 1, "power": 1},
                                                    "use_pre": fc.out, "epochs": 2, "out": str(tmp_path / "pos")})
     summary = train(cfg)
     assert summary["best_val_acc1"] >= CHANCE + 0.4

@@ -113,24 +113,31 @@ class Scouter(SeeThroughModel):
         return {"loss": nll + self.lambda_value * area, "nll": nll, "area": area}
 
 
+#: The original train.py's argparse defaults (--slots_per_class "3", --power "2"; audit S6).
+SCOUTER_SLOTS_PER_CLASS, SCOUTER_POWER = 3, 2.0
+
+
 @register_model("scouter")
 def scouter(
     *,
     num_classes: int,
     backbone: str = "resnet18",
     pretrained: bool = False,
-    slots_per_class: int = 1,
+    slots_per_class: int = SCOUTER_SLOTS_PER_CLASS,
     hidden_dim: int = HIDDEN_DIM,
     iters: int = ITERS,
     to_k_layer: int = 1,
     sign: int | None = None,
     loss_status: int | None = None,
     lambda_value: float = 1.0,
-    power: float = 1.0,
+    power: float = SCOUTER_POWER,
     normalization: str = "official",
     **backbone_options,
 ) -> Scouter:
     """SCOUTER+ (``sign=1``) or SCOUTER− (``sign=-1``; the original's ``loss_status`` is accepted).
+
+    Defaults of the model's own options are the original train.py's argparse defaults
+    (slots_per_class 3, power 2, to_k_layer 1, lambda_value 1, hidden_dim 64, loss_status 1).
 
     ``backbone_options``: ``in_chans``, ``output_stride``, ``freeze_layers``, ``stem`` (see :class:`Backbone`).
     """
