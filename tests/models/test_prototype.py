@@ -92,7 +92,7 @@ def test_lvw_alignment_is_zero_when_the_maps_agree_and_positive_otherwise():
     target = alignment_map(sim, d, (16, 16), top_k=3)
     assert alignment_loss(sim, d, target, top_k=3).item() == pytest.approx(0.0, abs=1e-12)
     assert alignment_loss(sim, d, torch.zeros_like(target), top_k=3).item() > 0
-    assert target.flatten(1).max(1).values.tolist() == pytest.approx([1.0, 1.0])
+    assert target.flatten(1).max(1).values.tolist() == pytest.approx([1.0, 1.0], abs=1e-4)   # ÷ (max + 1e-5)
     # only the k nearest words count: changing a far word's map changes nothing
     far = d.argmax(dim=1)
     changed = sim.clone()
@@ -130,3 +130,20 @@ def test_save_and_load_round_trip(tmp_path):
     images = torch.randn(BATCH, 3, SIZE, SIZE)
     torch.testing.assert_close(loaded(images).logits, model(images).logits)
     assert torch.equal(loaded.prototype_class_identity, model.prototype_class_identity)
+
+
+def test_lvw_alignment_upsamples_as_the_original_unless_half_pixel():
+    """Audit P5: LVW's train_and_test.py:117,120 upsamples with align_corners=True and divides by
+    (max + 1e-5); the half-pixel variant differs."""
+    torch.manual_seed(0)
+    sim, d = torch.rand(2, 6, 4, 4), torch.rand(2, 6)
+    original = alignment_map(sim, d, (16, 16), top_k=3)
+    index = d.topk(3, dim=1, largest=False).indices
+    chosen = sim.gather(1, index[:, :, None, None].expand(-1, -1, 4, 4))
+    fused = torch.nn.functional.interpolate(chosen, size=(16, 16), mode="bilinear", align_corners=True).amax(1)
+    reference = fused / (fused.flatten(1).amax(1)[:, None, None] + 1e-5)
+    torch.testing.assert_close(original, reference)
+    assert not torch.allclose(alignment_map(sim, d, (16, 16), top_k=3, upsample="half_pixel"), original, atol=1e-3)
+    assert seethrough.create_model("lvw", num_classes=2, backbone="test_resnet").config["alignment_upsample"] == "original"
+    with pytest.raises(ValueError, match="alignment_upsample must be one of original, half_pixel"):
+        seethrough.create_model("lvw", num_classes=2, backbone="test_resnet", alignment_upsample="nearest")

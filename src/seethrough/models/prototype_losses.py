@@ -35,6 +35,9 @@ PROTOTYPE_LOSS_DEFAULTS: dict[str, dict[str, float]] = {
 }
 #: LVW aligns the pixel-wise max over its K most activated words.
 ALIGNMENT_TOP_K = 10
+#: ``alignment_upsample`` values (see :func:`alignment_map`) and LVW's epsilon in ÷ (max + ε).
+ALIGNMENT_UPSAMPLES = ("original", "half_pixel")
+LVW_PEAK_EPSILON = 1e-5
 #: Key of the base model's Grad-CAM map (B×H×W in [0, 1]) in a training batch.
 ATTENTION_TARGET_KEY = "attention_map"
 #: Stages whose loss includes LVW's alignment (not the warm-up).
@@ -61,21 +64,28 @@ def l1_cost(weight: torch.Tensor, identity: torch.Tensor | None) -> torch.Tensor
 
 
 def alignment_map(similarity_maps: torch.Tensor, min_distances: torch.Tensor, size: tuple[int, int],
-                  top_k: int = ALIGNMENT_TOP_K) -> torch.Tensor:
+                  top_k: int = ALIGNMENT_TOP_K, upsample: str = "original") -> torch.Tensor:
     """Â: the K words with the smallest distance, their similarity maps upsampled (bilinear) to
-    ``size``, pixel-wise max, divided by each image's max. B×H×W."""
+    ``size``, pixel-wise max, divided by each image's max. B×H×W.
+
+    ``upsample="original"`` is LVW's train_and_test.py:117,120 (``align_corners=True``, ÷ (max +
+    1e-5)); ``"half_pixel"`` uses ``align_corners=False`` and ÷ max (pixel centres as everywhere
+    else in seethrough)."""
     k = min(top_k, min_distances.shape[1])
     index = min_distances.topk(k, dim=1, largest=False).indices
     chosen = similarity_maps.gather(1, index[:, :, None, None].expand(-1, -1, *similarity_maps.shape[-2:]))
-    fused = F.interpolate(chosen, size=size, mode="bilinear", align_corners=False).max(dim=1).values
-    peak = fused.flatten(1).max(dim=1).values.clamp_min(torch.finfo(fused.dtype).tiny)
+    original = upsample == "original"
+    fused = F.interpolate(chosen, size=size, mode="bilinear", align_corners=original).max(dim=1).values
+    peak = fused.flatten(1).max(dim=1).values
+    peak = peak + LVW_PEAK_EPSILON if original else peak.clamp_min(torch.finfo(fused.dtype).tiny)
     return fused / peak[:, None, None]
 
 
 def alignment_loss(similarity_maps: torch.Tensor, min_distances: torch.Tensor, target: torch.Tensor,
-                   top_k: int = ALIGNMENT_TOP_K) -> torch.Tensor:
+                   top_k: int = ALIGNMENT_TOP_K, upsample: str = "original") -> torch.Tensor:
     """Aln = MSE(Â, G); zero when the fused word map equals the Grad-CAM map."""
-    return F.mse_loss(alignment_map(similarity_maps, min_distances, tuple(target.shape[-2:]), top_k), target)
+    return F.mse_loss(alignment_map(similarity_maps, min_distances, tuple(target.shape[-2:]), top_k, upsample),
+                      target)
 
 
 def prototype_loss(model: "PrototypeNet", output: "ModelOutput", labels: torch.Tensor, *,
@@ -102,7 +112,8 @@ def prototype_loss(model: "PrototypeNet", output: "ModelOutput", labels: torch.T
                              f"in the {model.stage} stage, but the batch has no {ATTENTION_TARGET_KEY!r}; give the maps "
                              "(see the README's LVW section) or set loss_weights alignment=0")
         terms["alignment"] = alignment_loss(output.extras["prototype_similarity"].float(), min_distances,
-                                            target.float(), int(model.config.get("top_k", ALIGNMENT_TOP_K)))
+                                            target.float(), int(model.config.get("top_k", ALIGNMENT_TOP_K)),
+                                            model.config.get("alignment_upsample", "original"))
     signs = {"separation": -1.0}
     loss = sum(signs.get(name, 1.0) * weights.get(name, 0.0) * value for name, value in terms.items())
     return {"loss": loss, **terms}

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from ..backbone import Backbone
 from ..base import SeeThroughModel, build_model
 from ..output import ModelOutput
-from ..prototype_losses import PROTOTYPE_LOSS_DEFAULTS, prototype_loss
+from ..prototype_losses import ALIGNMENT_UPSAMPLES, PROTOTYPE_LOSS_DEFAULTS, prototype_loss
 from ..registry import register_model
 
 #: ε of the log similarity (3).
@@ -134,7 +134,7 @@ class PrototypeNet(SeeThroughModel):
 def _prototype_model(name: str, *, num_classes: int, backbone: str, pretrained: bool, num_prototypes: int | None,
                      per_class: int, prototype_dim: int, add_on: str, activation: str, class_specific: bool,
                      loss_weights: dict | None, backbone_options: dict,
-                     prototype_classes: list[int] | None = None) -> PrototypeNet:
+                     prototype_classes: list[int] | None = None, **head_options) -> PrototypeNet:
     p = num_prototypes if num_prototypes is not None else per_class * num_classes
     if prototype_classes is not None:
         prototype_classes = [int(c) for c in prototype_classes]
@@ -162,7 +162,7 @@ def _prototype_model(name: str, *, num_classes: int, backbone: str, pretrained: 
     return build_model(PrototypeNet, name, num_classes=num_classes, backbone=backbone, pretrained=pretrained,
                        backbone_options=backbone_options, num_prototypes=p, prototype_dim=prototype_dim,
                        add_on=add_on, activation=activation, class_specific=class_specific, loss_weights=weights,
-                       prototype_classes=prototype_classes)
+                       prototype_classes=prototype_classes, **head_options)
 
 
 @register_model("protopnet")
@@ -185,13 +185,20 @@ def protopnet(*, num_classes: int, backbone: str = "resnet34", pretrained: bool 
 def lvw(*, num_classes: int, backbone: str = "resnet34", pretrained: bool = False,
         num_prototypes: int | None = None, prototype_dim: int = PROTOTYPE_DIM, add_on: str = "regular",
         activation: str = "log", class_specific: bool = False, loss_weights: dict | None = None,
-        prototype_classes: list[int] | None = None, **backbone_options) -> PrototypeNet:
+        prototype_classes: list[int] | None = None, alignment_upsample: str = "original",
+        **backbone_options) -> PrototypeNet:
     """Learnable Visual Words: ``num_prototypes`` (default 5 per class) words shared by every
     class (class-agnostic cluster cost, no separation, unmasked L1), ``regular`` add-on, and the
     attention alignment to the base model's Grad-CAM maps (weight 10, top-10 words).
-    ``class_specific=True`` gives the words ProtoPNet's class-specific costs and push."""
+    ``class_specific=True`` gives the words ProtoPNet's class-specific costs and push.
+    ``alignment_upsample``: ``original`` (train_and_test.py:117,120: bilinear with
+    align_corners=True, ÷ (max + 1e-5)) or ``half_pixel`` (align_corners=False, ÷ max)."""
+    if alignment_upsample not in ALIGNMENT_UPSAMPLES:
+        raise ValueError(f"alignment_upsample must be one of {', '.join(ALIGNMENT_UPSAMPLES)}, got "
+                         f"{alignment_upsample!r}")
     return _prototype_model("lvw", num_classes=num_classes, backbone=backbone, pretrained=pretrained,
                             num_prototypes=num_prototypes, per_class=LVW_WORDS_PER_CLASS,
                             prototype_dim=prototype_dim, add_on=add_on, activation=activation,
                             class_specific=class_specific, loss_weights=loss_weights,
-                            backbone_options=backbone_options, prototype_classes=prototype_classes)
+                            backbone_options=backbone_options, prototype_classes=prototype_classes,
+                            alignment_upsample=alignment_upsample)
