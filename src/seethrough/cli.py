@@ -78,7 +78,7 @@ def train(
     model_opt: Optional[List[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
     stage_opt: Optional[List[str]] = typer.Option(None, "--stage-opt", help="Multi-stage recipe option KEY=VALUE, e.g. push_every=10 (protopnet, lvw)."),
     img_size: Optional[int] = typer.Option(None, help="Square input size in pixels."),
-    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr) | castream (resize, random resized crop, flip)."),
+    augment: Optional[str] = typer.Option(None, help="none | flip | crop-flip | scouter | detr (DETR multiscale, with --resize detr) | castream (resize, random resized crop, flip; as commit 9489e8d) | castream-jitter (the same + ColorJitter(0.4), as the repository's HEAD)."),
     resize: Optional[str] = typer.Option(None, help="square (resize to --img-size with torchvision) | pil-bilinear (the same with PIL's bilinear filter, as the originals: SCOUTER, ProtoPNet, LVW, CA-Stream) | detr (keep aspect: shorter side 800, max 1333; padded batches)."),
     resize_opt: Optional[List[str]] = typer.Option(None, "--resize-opt", help="DETR resize option KEY=VALUE, e.g. eval_size=512."),
     epochs: Optional[int] = typer.Option(None),

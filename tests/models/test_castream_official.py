@@ -211,7 +211,7 @@ def test_round_trip_through_save_pretrained_and_convert_command(resnet_sd, tmp_p
                                       str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     loaded = load_for_inference(tmp_path / "cli")
-    assert loaded.resize == "square" and loaded.img_size == 224  # the original's Resize((224, 224))
+    assert loaded.resize == "pil-bilinear" and loaded.img_size == 224  # the original's Resize((224, 224)) on the PIL image
     x = _images()
     with torch.no_grad():
         expected = model(x).logits

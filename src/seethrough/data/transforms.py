@@ -26,7 +26,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Augment = Literal["none", "flip", "crop-flip", "scouter", "detr"]
-AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr", "castream")
+AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr", "castream", "castream-jitter")
+#: CA-Stream's ColorJitter(0.4) at its HEAD (lib/data.py:104-115: brightness 0.4; commit 9489e8d had none).
+CASTREAM_JITTER_BRIGHTNESS = 0.4
 Resize = Literal["square", "pil-bilinear", "detr"]
 RESIZES: tuple[str, ...] = ("square", "pil-bilinear", "detr")
 #: Augments that keep DETR's aspect-preserving geometry (the others are defined on the square).
@@ -337,7 +339,7 @@ def build_transform(
     DETR's multiscale flip / resize / crop (needs ``resize="detr"``, see :func:`detr_geometry`);
     ``"castream"`` CA-Stream's ``imagenet_trainer`` (lib/data.py): resize to ``img_size``², then
     torchvision's default random resized crop (scale 0.08–1, ratio 3/4–4/3) back to ``img_size``²,
-    then flips.
+    then flips; ``"castream-jitter"`` the same followed by the ColorJitter(0.4) of CA-Stream's HEAD.
 
     ``resize="pil-bilinear"`` is the square resize done by PIL's bilinear filter on the PIL
     image (the originals' torchvision-on-PIL ``Resize``), see :class:`PilBilinearResize`.
@@ -362,9 +364,11 @@ def build_transform(
     if img_size < 1:
         raise ValueError(f"img_size must be positive, got {img_size}")
     ops: list[v2.Transform] = []
-    if train and augment == "castream":
+    if train and augment in ("castream", "castream-jitter"):
         ops += [square_resize(img_size, resize),
                 v2.RandomResizedCrop((img_size, img_size), antialias=True), v2.RandomHorizontalFlip()]
+        if augment == "castream-jitter":
+            ops.append(v2.ColorJitter(brightness=CASTREAM_JITTER_BRIGHTNESS))
     elif train and augment == "crop-flip":
         ops += [v2.RandomResizedCrop((img_size, img_size), scale=CROP_SCALE, antialias=True),
                 v2.RandomHorizontalFlip()]

@@ -66,12 +66,15 @@ class Backbone(nn.Module):
         freeze_layers: int = 0,
         stem: str | None = None,
         frozen_bn: bool = False,
+        drop_path_rate: float = 0.0,
         head_classes: int = 0,
     ) -> None:
         super().__init__()
         kwargs: dict = {"in_chans": in_chans}
         if output_stride is not None:
             kwargs["output_stride"] = output_stride
+        if drop_path_rate:   # timm's stochastic depth (active in train mode only)
+            kwargs["drop_path_rate"] = drop_path_rate
         if name not in timm.list_models() and not timm.is_model(name):
             raise ValueError(
                 f"unknown timm backbone {name!r}; see timm.list_models() for the names "

@@ -69,7 +69,8 @@ class SeeThroughModel(nn.Module):
 
 
 #: Options every head passes to its :class:`Backbone`, with their defaults (recorded in ``config``).
-BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "stem": None, "frozen_bn": False}
+BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "stem": None, "frozen_bn": False,
+                     "drop_path_rate": 0.0}
 
 
 def build_model(cls: type[SeeThroughModel], name: str, *, num_classes: int, backbone: str, pretrained: bool,

@@ -44,7 +44,7 @@ from ..base import SeeThroughModel, build_model
 from ..classifier import ReusedClassifier, head_norm
 from ..output import ModelOutput
 from ..registry import register_model
-from ..taps import FINAL_TAP, TapRecorder, resolve_taps
+from ..taps import FINAL_TAP, TapRecorder, backbone_family, resolve_taps
 
 #: q₀ ~ N(mean, std) elementwise (official ``torch.normal(ones, ones)``).
 CLS_INIT_MEAN, CLS_INIT_STD = 1.0, 1.0
@@ -55,6 +55,11 @@ MAP_KINDS = ("cam", "attention")
 #: ``frozen``: the backbone stays in eval mode (the paper's intent); ``updated``: BatchNorm running
 #: statistics follow the training batches (what the original code does).
 BN_STATS = ("frozen", "updated")
+#: ``stream_init`` values: Xavier-uniform projections (the ResNet stream), or the ConvNeXt stream's
+#: model-wide trunc_normal(std 0.02) with zero bias (convnext_stream.py:175-179); None picks by family.
+STREAM_INITS = ("xavier", "trunc_normal")
+#: std of the ConvNeXt stream's truncated-normal init (convnext_stream.py:177).
+TRUNC_NORMAL_STD = 0.02
 #: Side of the blank image run once at construction to read the tap widths.
 PROBE_SIZE = 64
 #: Key of the last tap's attention in ``ModelOutput.extras`` (per tap: ``"ca_attention.<tap>"``).
@@ -132,6 +137,13 @@ class CAStream(SeeThroughModel):
             raise ValueError(f"heads={config['heads']} does not divide the width of taps {bad}; every tap's "
                              "channels are split evenly among the heads (heads=1 is the paper's)")
         self.stream = CrossAttentionStream(widths, backbone.num_features, config["heads"])
+        init = config.get("stream_init") or ("trunc_normal" if backbone_family(backbone.body) == "convnext"
+                                             else "xavier")
+        self.config["stream_init"] = init
+        if init == "trunc_normal":
+            for block in self.stream.blocks:
+                nn.init.trunc_normal_(block.proj.weight, std=TRUNC_NORMAL_STD)
+                nn.init.zeros_(block.proj.bias)
         for param in self.backbone.parameters():
             param.requires_grad_(False)
         self.classifier.requires_grad_(bool(config["train_classifier"]))
@@ -231,6 +243,7 @@ def castream(
     bn_stats: str = "frozen",
     train_classifier: bool = False,
     head_norm: bool = True,
+    stream_init: str | None = None,
     **backbone_options,
 ) -> CAStream:
     """CA-Stream on any timm CNN whose head is GAP → [LayerNorm] → Linear.
@@ -248,6 +261,13 @@ def castream(
             has no pretrained classifier for ``num_classes`` and no ``use_pre`` FC run provides one.
         head_norm: apply the head's LayerNorm (ConvNeXt) before the classifier; false when the
             classifier was trained without it (a seethrough FC run of a ConvNeXt).
+        stream_init: ``"xavier"`` or ``"trunc_normal"`` (std 0.02, zero bias); default as the
+            original per family: trunc_normal for ConvNeXt (convnext_stream.py:175-179), else
+            Xavier. The resolved value is recorded.
+
+    The original trains with ``model.train()``, so a ConvNeXt backbone runs stochastic depth
+    (torchvision's 0.5 for ConvNeXt-B) while frozen: ``bn_stats="updated"`` with the backbone
+    option ``drop_path_rate=0.5`` reproduces it (not the presets' default, see the README).
 
     ``pretrained=True`` loads timm's weights, the classifier included when ``num_classes``
     matches them (1000 for ImageNet). ``backbone_options``: see :class:`Backbone`.
@@ -257,6 +277,8 @@ def castream(
         (maps in MAP_KINDS, f"maps must be one of {', '.join(MAP_KINDS)}, got {maps!r}"),
         (bn_stats in BN_STATS, f"bn_stats must be one of {', '.join(BN_STATS)}, got {bn_stats!r}"),
         (isinstance(heads, int) and heads >= 1, f"heads must be a positive integer, got {heads!r}"),
+        (stream_init is None or stream_init in STREAM_INITS,
+         f"stream_init must be one of {', '.join(STREAM_INITS)} (or omitted), got {stream_init!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -264,4 +286,5 @@ def castream(
     return build_model(CAStream, "castream", num_classes=num_classes, backbone=backbone, pretrained=pretrained,
                        backbone_options=backbone_options, backbone_head_classes=num_classes,
                        taps=list(taps) if isinstance(taps, (list, tuple)) else taps, heads=heads, pooling=pooling,
-                       maps=maps, bn_stats=bn_stats, train_classifier=bool(train_classifier), head_norm=bool(head_norm))
+                       maps=maps, bn_stats=bn_stats, train_classifier=bool(train_classifier), head_norm=bool(head_norm),
+                       stream_init=stream_init)
