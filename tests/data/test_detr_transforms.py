@@ -184,7 +184,7 @@ def test_same_seed_epoch_and_index_give_the_same_sample_whatever_came_before():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(augment="detr"), "needs resize 'detr'"),
     (dict(augment="crop-flip", resize="detr"), "defined on a square image"),
-    (dict(resize="oval"), "resize must be one of square, detr"),
+    (dict(resize="oval"), "resize must be one of square, pil-bilinear, detr"),
     (dict(resize="detr", resize_options={"scale": [3]}), r"resize_options \['scale'\] are unknown"),
     (dict(resize="detr", resize_options={"scales": []}), "non-empty list of positive"),
     (dict(resize="detr", resize_options={"crop_min_size": 50, "crop_max_size": 40}), "exceeds crop_max_size"),
@@ -198,7 +198,7 @@ def test_build_transform_refuses_mismatched_settings(kwargs, message):
 @pytest.mark.parametrize("values, message", [
     (dict(augment="detr"), "needs resize: detr"),
     (dict(resize="detr", augment="scouter"), "defined on a square image"),
-    (dict(resize="round"), "--resize must be one of square, detr"),
+    (dict(resize="round"), "--resize must be one of square, pil-bilinear, detr"),
     (dict(resize_options={"eval_size": 64}), "apply only to resize: detr"),
 ])
 def test_config_refuses_mismatched_settings(values, message):

@@ -21,6 +21,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .base import RawSample
+from .scouter_augment import ScouterAugment
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,10 +49,6 @@ DETR_SELECT_P = 0.5
 
 #: RandomResizedCrop scale range for "crop-flip" (as SCOUTER's --aug affine scale 0.8–1).
 CROP_SCALE = (0.8, 1.0)
-#: SCOUTER --aug: probability of each augmentation, rotation (degrees), translation fraction.
-SCOUTER_AUG_P, SCOUTER_ROTATE, SCOUTER_TRANSLATE = 0.5, 10.0, (0.1, 0.1)
-#: SCOUTER --aug Gaussian blur kernel.
-SCOUTER_BLUR_KERNEL = 3
 #: Ops that change pixel values rather than positions: an attention map must not go through
 #: them (a blurred Grad-CAM target is not the base model's map), see :class:`JointTransform`.
 PHOTOMETRIC_OPS: tuple[type, ...] = tuple(
@@ -162,7 +159,7 @@ class JointTransform:
 def _has_photometric_op(transform: Any) -> bool:
     """Whether ``transform`` or any transform nested in it (Compose, RandomApply, RandomChoice,
     RandomOrder keep theirs in ``transforms``) is one of :data:`PHOTOMETRIC_OPS`."""
-    if isinstance(transform, PHOTOMETRIC_OPS):
+    if isinstance(transform, PHOTOMETRIC_OPS) or getattr(transform, "photometric", False):
         return True
     return any(_has_photometric_op(child) for child in getattr(transform, "transforms", ()) or ())
 
@@ -334,8 +331,9 @@ def build_transform(
     """The SCOUTER default: bilinear resize to a square ``img_size``, no crop.
 
     ``augment`` (training only): ``"flip"`` horizontal flips; ``"crop-flip"`` random resized
-    crop (scale 0.8–1) and flips; ``"scouter"`` the original ``--aug`` (flip, affine with
-    scale 0.8–1 / translate / rotate ±10°, Gaussian blur, each with p = 0.5); ``"detr"``
+    crop (scale 0.8–1) and flips; ``"scouter"`` SCOUTER's ``--aug`` (tools/image_aug.py: h and v
+    flips, an affine with separate x/y scale, translation and rotation, a Gaussian blur, each with
+    p = 1/2, in random order; see :mod:`.scouter_augment`); ``"detr"``
     DETR's multiscale flip / resize / crop (needs ``resize="detr"``, see :func:`detr_geometry`);
     ``"castream"`` CA-Stream's ``imagenet_trainer`` (lib/data.py): resize to ``img_size``², then
     torchvision's default random resized crop (scale 0.08–1, ratio 3/4–4/3) back to ``img_size``²,
@@ -374,12 +372,8 @@ def build_transform(
                 v2.RandomHorizontalFlip()]
     else:
         ops.append(square_resize(img_size, resize))
-        if train and augment in ("flip", "scouter"):
+        if train and augment == "flip":
             ops.append(v2.RandomHorizontalFlip())
         if train and augment == "scouter":
-            ops += [
-                v2.RandomApply([v2.RandomAffine(SCOUTER_ROTATE, translate=SCOUTER_TRANSLATE,
-                                                scale=CROP_SCALE)], p=SCOUTER_AUG_P),
-                v2.RandomApply([v2.GaussianBlur(SCOUTER_BLUR_KERNEL)], p=SCOUTER_AUG_P),
-            ]
+            ops.append(ScouterAugment())
     return JointTransform(v2.Compose(ops), mean, std)
