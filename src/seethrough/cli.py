@@ -74,6 +74,7 @@ def train(
     stem: Optional[str] = typer.Option(None, help="'mnist': SCOUTER's Conv2d(1, 64, 3, 2, 1) ResNet stem (with --in-chans 1)."),
     use_pre: Optional[str] = typer.Option(None, help="Initialize the backbone from this FC-baseline run of the same data (SCOUTER's use_pre)."),
     attention_maps: Optional[str] = typer.Option(None, help="LVW: the base model's run/model dir (its Grad-CAM maps are computed once into the run) or a maps file from `seethrough prototypes attention-maps`."),
+    push_data: Optional[str] = typer.Option(None, help="Prototype models: KIND:PATH whose train split the push reads (ProtoPNet: the unaugmented train_cropped while --data is train_cropped_augmented); default: --data."),
     init_from: Optional[str] = typer.Option(None, help="Start from every weight of this model dir of the same architecture (e.g. `seethrough convert detr ...` for INTR)."),
     model_opt: Optional[List[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
     stage_opt: Optional[List[str]] = typer.Option(None, "--stage-opt", help="Multi-stage recipe option KEY=VALUE, e.g. push_every=10 (protopnet, lvw)."),

@@ -49,6 +49,9 @@ class TrainConfig:
     #: LVW's Grad-CAM targets file (``seethrough attention-maps``): the base model's map of every
     #: training sample, keyed by sample id, for the attention-guided semantic alignment.
     attention_maps: str | None = None
+    #: Prototype models: the data whose train split the push reads (ProtoPNet pushes onto the
+    #: unaugmented train_cropped while training on train_cropped_augmented); default: ``data``.
+    push_data: str | None = None
     # model
     model: str = "fc"
     backbone: str = "resnet18"

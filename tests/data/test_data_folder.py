@@ -82,3 +82,24 @@ def test_an_empty_class_folder_is_named_unless_allowed(folder_root):
         build_dataset(f"folder:{root}", "train")
     kept = build_dataset(f"folder:{root}", "train", allow_empty=True)
     assert kept.classes == w.FOLDER_CLASSES and len(kept) == 6 and 2 not in set(kept.labels.tolist())
+
+
+def test_push_data_reads_its_own_train_split_and_checks_the_classes(tmp_path):
+    """Audit P2: ProtoPNet trains on train_cropped_augmented and pushes onto the unaugmented train_cropped."""
+    from seethrough.config import TrainConfig
+    from seethrough.engine.data import build_push_data
+
+    augmented, plain = tmp_path / "augmented", tmp_path / "plain"
+    w.make_folder(augmented)
+    w.make_folder(plain)
+    shutil.rmtree(plain / "train" / "cat" / "sub", ignore_errors=True)
+    extra = plain / "train" / "dog" / "extra.jpg"
+    shutil.copy(next((plain / "train" / "dog").glob("*.jpg")), extra)
+    cfg = TrainConfig(data=f"folder:{augmented}", push_data=f"folder:{plain}")
+    pushed = build_push_data(cfg, (0.5,) * 3, (0.5,) * 3, classes=w.FOLDER_CLASSES)
+    ids = {pushed.load(i).sample_id for i in range(len(pushed))}
+    assert "train/dog/extra.jpg" in ids and pushed.root == plain
+    default = build_push_data(TrainConfig(data=f"folder:{augmented}"), (0.5,) * 3, (0.5,) * 3)
+    assert default.root == augmented
+    with pytest.raises(ValueError, match=r"--push-data folder:.* has classes .* push onto the same classes"):
+        build_push_data(cfg, (0.5,) * 3, (0.5,) * 3, classes=["a", "b"])

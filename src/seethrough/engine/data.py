@@ -104,11 +104,20 @@ def build_run_data(cfg: TrainConfig, *, attention_maps: str | None = None) -> Ru
     return RunData(train, val, mean, std)
 
 
-def build_push_data(cfg: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> ImageDataset:
-    """The push set of prototype models: the training split without augmentation (the
-    evaluation transform), as ProtoPNet's unaugmented ``train_push`` folder."""
+def build_push_data(cfg: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...],
+                    classes: list[str] | None = None) -> ImageDataset:
+    """The push set of prototype models, with the evaluation transform (no augmentation): the
+    train split of ``cfg.push_data`` when given — ProtoPNet's main.py:59-78 trains on the
+    offline-augmented ``train_cropped_augmented`` and pushes onto the unaugmented
+    ``train_cropped`` — else the train split of ``cfg.data``. ``classes`` (the training data's)
+    must match the push set's."""
     mode = "L" if cfg.in_chans == 1 else "RGB"
-    dataset = build_dataset(cfg.data, "train", mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
+    spec = cfg.push_data or cfg.data
+    dataset = build_dataset(spec, "train", mode=mode, on_bad_image=cfg.on_bad_image, **cfg.data_options)
+    if classes is not None and list(dataset.classes) != list(classes):
+        raise ValueError(f"--push-data {spec} has classes {dataset.classes[:5]}... ({dataset.num_classes}) but the "
+                         f"training data has {list(classes)[:5]}... ({len(classes)}); push onto the same classes "
+                         "(e.g. the unaugmented copy of the training folder)")
     dataset.transform = build_transform(cfg.img_size, train=False, mean=mean, std=std, resize=cfg.resize,
                                         resize_options=cfg.resize_options)
     return dataset

@@ -47,13 +47,14 @@ class StagedRun:
             t.save_last()
 
     def push(self) -> None:
-        """Replace every prototype by its nearest latent patch of the push set (the training
-        split, evaluation transform), as one batched pass; records kept for the gallery."""
+        """Replace every prototype by its nearest latent patch of the push set (``--push-data``'s
+        train split, or the training data's; evaluation transform), as one batched pass; records
+        kept for the gallery."""
         from ..prototypes.push import push_prototypes
 
         t = self.trainer
         if self._push_loader is None:
-            dataset = build_push_data(t.cfg, t.data.mean, t.data.std)
+            dataset = build_push_data(t.cfg, t.data.mean, t.data.std, classes=t.data.train.classes)
             self._push_loader = t.fabric.setup_dataloaders(
                 make_loader(dataset, t.cfg, train=False, rank=t.fabric.global_rank,
                             world_size=t.fabric.world_size), use_distributed_sampler=False)
