@@ -21,13 +21,14 @@ def prune(
     k: int = typer.Option(6, help="Nearest images per prototype."),
     tau: int = typer.Option(3, help="Prune when fewer than tau of the k are of the prototype's class."),
     batch_size: int = typer.Option(32),
+    last_layer_epochs: int = typer.Option(100, help="Then retrain the last layer this many epochs (Adam 1e-4) on the same images, as run_pruning.py; 0: prune only."),
 ) -> None:
     """ProtoPNet's pruning: drop prototypes whose k nearest training images are mostly of other classes."""
     from .prototypes.tasks import prune_model
 
     try:
         report = prune_model(model, out, data=data, data_options=_parse_set(data_opt, "--data-opt") or None,
-                             split=split, k=k, tau=tau, batch_size=batch_size)
+                             split=split, k=k, tau=tau, batch_size=batch_size, last_layer_epochs=last_layer_epochs)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
     console.print(f"kept {len(report['kept'])} prototypes, pruned {len(report['pruned'])} "

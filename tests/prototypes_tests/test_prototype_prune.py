@@ -80,12 +80,23 @@ def test_prune_command_writes_the_pruned_model_and_its_report(tmp_path):
     result = CliRunner().invoke(app, ["prototypes", "prune", str(tmp_path / "m"), "--out", str(tmp_path / "p"),
                                       "--data", "synthetic", "--data-opt", "num_samples=12",
                                       "--data-opt", f"img_size={SIZE}", "--data-opt", "num_classes=2",
-                                      "--k", "4", "--tau", "2"])
+                                      "--k", "4", "--tau", "2", "--last-layer-epochs", "0"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "p" / "prune.json").read_text())
     assert sorted(report["kept"] + report["pruned"]) == [0, 1, 2, 3] and report["k"] == 4
     pruned = seethrough.from_pretrained(tmp_path / "p")
-    assert pruned.num_prototypes == len(report["kept"])
+    assert pruned.num_prototypes == len(report["kept"]) and report["last_layer_losses"] == []
+    # audit P3: run_pruning.py retrains the last layer after pruning (100 epochs by default; 3 here)
+    retrained = CliRunner().invoke(app, ["prototypes", "prune", str(tmp_path / "m"), "--out", str(tmp_path / "r"),
+                                         "--data", "synthetic", "--data-opt", "num_samples=12",
+                                         "--data-opt", f"img_size={SIZE}", "--data-opt", "num_classes=2",
+                                         "--k", "4", "--tau", "2", "--last-layer-epochs", "3"])
+    assert retrained.exit_code == 0, retrained.output
+    report_r = json.loads((tmp_path / "r" / "prune.json").read_text())
+    assert report_r["last_layer_epochs"] == 3 and len(report_r["last_layer_losses"]) == 3
+    again = seethrough.from_pretrained(tmp_path / "r")
+    assert not torch.equal(again.last_layer.weight, pruned.last_layer.weight)
+    assert torch.equal(again.prototypes, pruned.prototypes)   # only the last layer trained
     fc = seethrough.create_model("fc", num_classes=2, backbone="test_resnet")
     fc.save_pretrained(tmp_path / "fc", classes=["a", "b"], img_size=SIZE)
     refused = CliRunner().invoke(app, ["prototypes", "prune", str(tmp_path / "fc"), "--out", str(tmp_path / "x"),

@@ -87,3 +87,43 @@ def pruned_model(model: nn.Module, keep: list[int]) -> nn.Module:
     state["last_layer.weight"] = state["last_layer.weight"][:, keep]
     new.load_state_dict(state)
     return new
+
+
+#: ProtoPNet's run_pruning.py:136-155: after pruning, the last layer trains 100 epochs with Adam 1e-4.
+PRUNE_LAST_LAYER_EPOCHS, PRUNE_LAST_LAYER_LR = 100, 1e-4
+
+
+def retrain_last_layer(model: nn.Module, loader, *, epochs: int = PRUNE_LAST_LAYER_EPOCHS,
+                       lr: float = PRUNE_LAST_LAYER_LR) -> list[float]:
+    """Train only ``model.last_layer`` for ``epochs`` epochs (Adam ``lr``) with the model's own loss
+    in its last-layer stage (ProtoPNet: CE + 0.8 Clst − 0.08 Sep + 1e-4 L1), as run_pruning.py does
+    after pruning; returns the mean loss of each epoch. The rest of the model stays in eval mode."""
+    params = list(model.last_layer.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr)
+    trainable = {id(p) for p in params}
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trainable)
+    stage, was_training = model.stage, model.training
+    model.eval()
+    model.stage = "last"
+    losses = []
+    try:
+        for _ in range(epochs):
+            total, count = 0.0, 0
+            for batch in loader:
+                if "image" not in batch:
+                    continue
+                out = model(batch["image"])
+                loss = model.compute_loss(out, batch["label"], batch=batch)["loss"]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, count = total + loss.item() * len(batch["label"]), count + len(batch["label"])
+            losses.append(total / max(count, 1))
+    finally:
+        model.stage = stage
+        model.train(was_training)
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags[name])
+    return losses

@@ -7,15 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 from ..data import build_dataset
 from ..data.base import collate
 from ..models.loading import load_for_inference
-from .prune import PRUNE_K, PRUNE_TAU, find_prunable, pruned_model
+from .prune import (PRUNE_K, PRUNE_LAST_LAYER_EPOCHS, PRUNE_TAU, find_prunable, pruned_model,
+                    retrain_last_layer)
 
 #: What ``prune`` writes beside the pruned model.
 PRUNE_REPORT = "prune.json"
+#: Seed of the retraining loader's shuffle.
+PRUNE_SHUFFLE_SEED = 0
 
 
 def _loader(source: str, loaded, data: str | None, data_options: dict | None, split: str, batch_size: int):
@@ -30,9 +34,14 @@ def _loader(source: str, loaded, data: str | None, data_options: dict | None, sp
 
 
 def prune_model(source: str, out: str | Path, *, data: str | None = None, data_options: dict | None = None,
-                split: str = "train", k: int = PRUNE_K, tau: int = PRUNE_TAU, batch_size: int = 32) -> dict[str, Any]:
-    """Prune ``source`` (ProtoPNet's k = 6, τ = 3 over its training images) and save the pruned
-    model to ``out`` with ``prune.json`` (kept / pruned prototypes, own-class counts)."""
+                split: str = "train", k: int = PRUNE_K, tau: int = PRUNE_TAU, batch_size: int = 32,
+                last_layer_epochs: int = PRUNE_LAST_LAYER_EPOCHS) -> dict[str, Any]:
+    """Prune ``source`` (ProtoPNet's k = 6, τ = 3 over its training images), then retrain the last
+    layer ``last_layer_epochs`` epochs on the same images (run_pruning.py: 100, Adam 1e-4; 0 =
+    prune only), and save the pruned model to ``out`` with ``prune.json`` (kept / pruned
+    prototypes, own-class counts, the retraining losses)."""
+    if last_layer_epochs < 0:
+        raise ValueError(f"--last-layer-epochs must be zero (prune only) or positive, got {last_layer_epochs}")
     loaded = load_for_inference(source)
     if getattr(loaded.model, "stage_recipe", None) != "prototype":
         raise ValueError(f"{source} is a {loaded.model.config.get('name')!r} model; pruning applies to prototype "
@@ -40,12 +49,20 @@ def prune_model(source: str, out: str | Path, *, data: str | None = None, data_o
     loader, spec = _loader(source, loaded, data, data_options, split, batch_size)
     result = find_prunable(loaded.model, loader, k=k, tau=tau)
     model = pruned_model(loaded.model, result.keep)
+    losses = retrain_last_layer(model, _shuffled(loader), epochs=last_layer_epochs) if last_layer_epochs else []
     out = Path(out)
     model.save_pretrained(out, classes=list(loaded.classes), mean=list(loaded.mean), std=list(loaded.std),
                           img_size=loaded.img_size, pruned_from=str(source), prune_k=k, prune_tau=tau)
-    report = {"source": str(source), "data": spec, "split": split, **result.to_json()}
+    report = {"source": str(source), "data": spec, "split": split, **result.to_json(),
+              "last_layer_epochs": last_layer_epochs, "last_layer_losses": losses}
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     return report
+
+
+def _shuffled(loader: DataLoader) -> DataLoader:
+    """The same images in a seeded random order per epoch (the original's shuffled train loader)."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=collate, shuffle=True,
+                      generator=torch.Generator().manual_seed(PRUNE_SHUFFLE_SEED))
 
 
 def lvw_iou_run(source: str, maps: str | Path, *, data: str | None = None, data_options: dict | None = None,
