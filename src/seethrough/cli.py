@@ -23,6 +23,9 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+#: Classes shown by `explain` (pred/least/topk, prototypes) and by `explain --heads` (INTR's
+#: tools/visualization.py top_q = 5: the true class and four look-alikes).
+EXPLAIN_DEFAULT_K, HEADS_DEFAULT_K = 3, 5
 #: Help texts of the input-geometry overrides shared by eval, evaluate and explain.
 _IMG_SIZE_HELP = "Input size, overriding the model's recorded one (a converted checkpoint records its original's)."
 _MEAN_HELP = "Normalization mean per channel, e.g. 0.1307 or 0.485,0.456,0.406 (overrides the model's)."
@@ -174,7 +177,7 @@ def explain(
     images: List[Path] = typer.Argument(..., help="Image files."),
     out: Path = typer.Option(Path("explanations"), help="Output folder for PNGs and explanations.json."),
     policy: str = typer.Option("pred", help="gt | pred | least | topk | explicit: which classes to show."),
-    k: int = typer.Option(3, help="How many classes for pred/least/topk."),
+    k: Optional[int] = typer.Option(None, help="How many classes for pred/least/topk (3), with --heads the true class + look-alikes (5: INTR's tools/visualization.py top_q), with --prototypes how many prototypes (3)."),
     classes: Optional[str] = typer.Option(None, help="Explicit class indices, e.g. 0,3,7 (policy explicit)."),
     label: Optional[List[int]] = typer.Option(None, help="Ground-truth label per image (policy gt)."),
     normalization: str = typer.Option("joint", help="joint (over all classes, official) | per-class."),
@@ -193,6 +196,7 @@ def explain(
     from .explanations.files import explain_files
 
     try:
+        k = k if k is not None else (HEADS_DEFAULT_K if heads else EXPLAIN_DEFAULT_K)
         geometry = _geometry(img_size, mean, std)
         indices = [int(c) for c in classes.split(",")] if classes else None
         if indices is not None and policy == "pred":

@@ -58,3 +58,19 @@ def test_render_writes_a_strip_per_image_and_a_summary(intr, tmp_path):
     assert [p.name for p in paths] == ["a_heads.png", "b_heads.png", "heads.json"]
     summary = json.loads(paths[-1].read_text())
     assert summary["layer"] == 1 and summary["images"][1]["names"][0] == "class2"
+
+
+def test_explain_heads_shows_five_queries_by_default_as_intrs_visualization(intr, tmp_path):
+    """Audit I6: tools/visualization.py top_q = 5 (the true class and four look-alikes)."""
+    import PIL.Image
+    from typer.testing import CliRunner
+
+    from seethrough.cli import app
+
+    intr.save_pretrained(tmp_path / "m", img_size=64)
+    PIL.Image.new("RGB", (64, 64), (120, 30, 200)).save(tmp_path / "x.png")
+    result = CliRunner().invoke(app, ["explain", str(tmp_path / "m"), str(tmp_path / "x.png"), "--heads",
+                                      "--label", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "heads.json").read_text())
+    assert len(summary["images"][0]["names"]) == 5 and summary["images"][0]["names"][0] == "1"
