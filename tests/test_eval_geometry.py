@@ -45,10 +45,8 @@ def test_the_card_is_used_and_overrides_win(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from conftest import make_tiny_config
-
-    cfg = make_tiny_config(tmp_path_factory.mktemp("geo") / "run", epochs=1)
+def run(tmp_path_factory, tiny_config_factory):
+    cfg = tiny_config_factory(tmp_path_factory.mktemp("geo") / "run", epochs=1)
     train(cfg)
     return cfg.out
 
