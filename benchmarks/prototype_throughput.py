@@ -11,9 +11,9 @@ the script builds, on the same timm backbone (``--backbone``, default resnet34: 
   protopnet  ``seethrough.create_model("protopnet", ...)`` as the protopnet preset: 10
              prototypes per class of ``--prototype-dim`` (128) channels, ``--add-on``
              ``regular``, log similarity; the **joint stage** of ProtoPNet's recipe
-             (``seethrough.engine.stages.StageRecipe.set_trainable(model, "joint")``: backbone,
+             (``seethrough.engine.stages.PrototypeRecipe.set_trainable(model, "joint")``: backbone,
              add-on and prototypes train, the last layer does not) with that stage's optimizer
-             (``StageRecipe.build_optimizers(model)["joint"]``: Adam, backbone lr 1e-4, add-on and
+             (``PrototypeRecipe.build_optimizers(model)["joint"]``: Adam, backbone lr 1e-4, add-on and
              prototypes 3e-3, weight decay 1e-3 on backbone and add-on); loss
              ``model.compute_loss(out, labels)`` = CE + 0.8 Clst − 0.08 Sep + 1e-4 L1;
   lvw        ``seethrough.create_model("lvw", ...)`` (5 shared words per class, the same
@@ -61,7 +61,7 @@ from pathlib import Path
 import torch
 
 import seethrough
-from seethrough.engine.stages import PROTOTYPE_STAGE_DEFAULTS, StageRecipe
+from seethrough.engine.stages import PROTOTYPE_STAGE_DEFAULTS, PrototypeRecipe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import (  # noqa: E402  (shared with the other side-by-side benchmarks)
@@ -93,7 +93,7 @@ REFERENCE, PROTOTYPE_MODELS = "fc", ("protopnet", "lvw")
 PARTS = ("train", "forward")
 #: The stage every prototype model trains in here (ProtoPNet's joint stage, LVW's from epoch 10).
 STAGE = "joint"
-#: ``StageRecipe(epochs)``: only its parameter groups are used here, not its epoch plan.
+#: ``PrototypeRecipe(epochs)``: only its parameter groups are used here, not its epoch plan.
 RECIPE_EPOCHS = 1
 #: The protopnet preset's head (src/seethrough/presets/protopnet.yaml, LVW's lvw.yaml alike).
 PROTOTYPE_DIM, ADD_ON, ACTIVATION = 128, "regular", "log"
@@ -164,7 +164,7 @@ class PrototypeStep(TrainStep):
     def __init__(self, name: str, num_classes: int, model: torch.nn.Module, device: torch.device, *,
                  precision: str, backbone_state: dict | None, loss_batch: dict | None) -> None:
         super().__init__(name, num_classes, model, device, precision=precision, backbone_state=backbone_state)
-        recipe = StageRecipe(RECIPE_EPOCHS)
+        recipe = PrototypeRecipe(RECIPE_EPOCHS)
         recipe.set_trainable(self.model, STAGE)
         self.optimizer = recipe.build_optimizers(self.model)[STAGE]
         self.loss_batch = loss_batch

@@ -54,7 +54,7 @@ import torch
 
 import seethrough
 from seethrough.explanations.api import logits_of
-from seethrough.metrics.noise import sample_generator
+from seethrough.core.noise import sample_generator
 from seethrough.metrics.robustness import INFIDELITY_STREAM, SENSITIVITY_STREAM, infidelity, max_sensitivity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -80,7 +80,7 @@ def test_explain_with_a_post_hoc_method_equals_seethrough_explain(trained_run, t
     result = invoke("explain", trained_run, path, "--out", out, "--k", "2", "--method", "gradcam")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "explanations.json").read_text())
-    assert summary["method"] == "gradcam" and summary["normalization"] == "minmax"
+    assert summary["method"] == "gradcam" and summary["normalize"] == "minmax"
     model = seethrough.from_pretrained(trained_run / "best").eval()
     images = torch.randn(2, 3, 32, 32)
     batch = explain_batch(model, images, policy="pred", k=2, method="gradcam")

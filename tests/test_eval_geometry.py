@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 import seethrough
 from seethrough.cli import app
 from seethrough.engine import train
-from seethrough.evaluation import evaluate_checkpoint
+from seethrough.validation import validate
 from seethrough.models.loading import load_for_inference
-from seethrough.models.official_geometry import MNIST_MEAN, original_geometry
+from seethrough.models.official.geometry import MNIST_MEAN, original_geometry
 
 TINY = "test_efficientnet"
 
@@ -79,7 +79,7 @@ def test_extra_outputs_of_a_converted_model_are_named_and_count_as_wrong(tmp_pat
     """Official Con-Text checkpoints: 30 outputs for 28 classes (audit B5)."""
     model = seethrough.create_model("fc", num_classes=5, backbone=TINY)
     model.save_pretrained(tmp_path / "m", img_size=32)
-    report = evaluate_checkpoint(str(tmp_path / "m"), "synthetic", data_options={"num_samples": 8, "img_size": 32,
+    report = validate(str(tmp_path / "m"), "synthetic", data_options={"num_samples": 8, "img_size": 32,
                                  "num_classes": 3}, workers=0, accelerator="cpu",
                                  predictions=tmp_path / "p.csv")
     assert report["unused_outputs"] == [3, 4] and report["samples"] == 8
@@ -87,5 +87,5 @@ def test_extra_outputs_of_a_converted_model_are_named_and_count_as_wrong(tmp_pat
 
 def test_a_trained_model_of_another_class_count_is_still_refused(run):
     with pytest.raises(ValueError, match=r"trained on 3 classes but --data synthetic has 4"):
-        evaluate_checkpoint(run, "synthetic", data_options={"num_samples": 8, "img_size": 32, "num_classes": 4},
+        validate(run, "synthetic", data_options={"num_samples": 8, "img_size": 32, "num_classes": 4},
                             workers=0, accelerator="cpu")

@@ -5,10 +5,28 @@ Every model returns logits and per-class evidence maps from one forward pass::
     import seethrough
     model = seethrough.create_model("fc", num_classes=10, backbone="resnet18")
     out = model(images)          # out.logits B×C, out.maps B×C×h×w, out.extras {...}
-"""
-__version__ = "0.1.0"
 
-from .models import (  # noqa: E402
+    summary = seethrough.train(preset="demo", out="runs/demo")         # a run
+    report = seethrough.validate("runs/demo", "synthetic")              # accuracy
+    maps = seethrough.explain(model, images, "pred", method="gradcam")  # B×H×W
+    results = seethrough.evaluate(["runs/demo"], protocol="quick")      # explanation metrics
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import metrics
+from ._version import __version__
+from .explanations import (
+    denormalize,
+    explain,
+    explain_batch,
+    list_explainers,
+    register_explainer,
+    render_batch,
+)
+from .models import (
     ModelOutput,
     create_model,
     from_official,
@@ -16,19 +34,24 @@ from .models import (  # noqa: E402
     list_models,
     register_model,
 )
-from .explanations.api import explain, list_explainers  # noqa: E402
-from . import metrics  # noqa: E402
+
+#: Entry points that import Lightning, loaded on first use (``import seethrough`` stays light).
+_LAZY: dict[str, tuple[str, str]] = {
+    "train": ("seethrough.engine.trainer", "train"),
+    "validate": ("seethrough.validation", "validate"),
+    "evaluate": ("seethrough.suite", "evaluate"),
+}
 
 
-def __getattr__(name: str):  # PEP 562: the evaluation suite imports Lightning, so load it on first use
-    if name == "evaluate":
-        from .suite import evaluate
-
-        return evaluate
+def __getattr__(name: str) -> Any:  # PEP 562
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'seethrough' has no attribute {name!r}")
 
 
 __all__ = [
-    "ModelOutput", "__version__", "create_model", "evaluate", "explain", "from_official", "from_pretrained", "list_explainers",
-    "list_models", "metrics", "register_model",
+    "ModelOutput", "__version__", "create_model", "denormalize", "evaluate", "explain", "explain_batch",
+    "from_official", "from_pretrained", "list_explainers", "list_models", "metrics", "register_explainer",
+    "register_model", "render_batch", "train", "validate",
 ]

@@ -130,7 +130,8 @@ class TrainConfig:
                 name = flag.lstrip("-").replace("-", "_")
                 raise ValueError(f"{flag} must be {what}, got {getattr(self, name)!r}")
         if not isinstance(self.pretrained, bool):
-            raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}; to choose timm's weights give "
+            raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}; "
+                             "to choose timm's weights give "
                              f"their tag in the backbone name, e.g. --backbone {self.backbone.split('.')[0]}."
                              f"{self.pretrained if isinstance(self.pretrained, str) else 'tv_in1k'} --pretrained")
         if self.scheduler == "multistep" and not self.milestones:
@@ -206,7 +207,8 @@ def load_preset(name: str) -> dict[str, Any]:
         raise ValueError(f"preset {name} extends itself")
     merged = load_preset(parent)
     for key, value in values.items():   # dict options merge, as everywhere in the config
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both_mappings else value
     return merged
 
 

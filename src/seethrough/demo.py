@@ -19,14 +19,17 @@ from .config import resolve_config
 from .data import build_dataset, collate
 from .engine import train
 from .explanations import denormalize, explain_batch, render_batch
-from .models.loading import load_for_inference
+from .models.loading import RUN_BEST_DIR, load_for_inference
+from .prototypes.gallery import GALLERY_DIR, this_looks_like_that
 
 #: demo name → config overrides on top of the ``demo`` preset, the class policy its pictures
 #: and score use, and (``use_pre``) the demo model whose backbone initializes it.
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "fc": {"overrides": {"model": "fc"}, "policy": "gt"},
-    "scouter+": {"overrides": {"model": "scouter", "model_options": {"sign": 1, "slots_per_class": 1, "power": 1}}, "policy": "gt", "use_pre": "fc"},
-    "scouter-": {"overrides": {"model": "scouter", "model_options": {"sign": -1, "slots_per_class": 1, "power": 1}}, "policy": "least", "use_pre": "fc"},
+    "scouter+": {"overrides": {"model": "scouter", "model_options": {"sign": 1, "slots_per_class": 1, "power": 1}},
+                 "policy": "gt", "use_pre": "fc"},
+    "scouter-": {"overrides": {"model": "scouter", "model_options": {"sign": -1, "slots_per_class": 1, "power": 1}},
+                 "policy": "least", "use_pre": "fc"},
     # INTR at a CPU size (d 32, 4 heads, 1 + 1 layers); like INTR from DETR it starts from a
     # trained backbone (the FC's) and keeps its BatchNorm frozen
     "intr": {"overrides": {"model": "intr", "model_options": {
@@ -70,7 +73,7 @@ def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], pol
     val.transform = loaded.transform(square=True)   # one batch of pixel-aligned maps
     batch = collate([val[i] for i in range(min(NUM_SCORED, len(val)))])
     result = explain_batch(loaded.model, batch["image"], policy=policy, k=1, labels=batch["label"],
-                           normalization="per-class")
+                           normalize="minmax")
     mass = evidence_mass(result["maps"][:, 0], batch["mask"].float())
     shown = slice(0, NUM_PICTURES)
     pictures = denormalize(batch["image"][shown], loaded.mean, loaded.std)
@@ -83,10 +86,7 @@ def score_and_render(run_dir: Path, out: Path, data_options: dict[str, Any], pol
 
 def render_prototype_views(run_dir: Path, data_options: dict[str, Any]) -> dict[str, Any]:
     """'This looks like that' for a few validation images, from the run's prototype gallery."""
-    from .engine.staged_run import BEST_DIR, GALLERY_DIR
-    from .prototypes.gallery import this_looks_like_that
-
-    gallery = run_dir / BEST_DIR / GALLERY_DIR
+    gallery = run_dir / RUN_BEST_DIR / GALLERY_DIR
     if not (gallery / "gallery.json").is_file():   # no push ran (e.g. --epochs 1)
         return {"gallery": None}
     loaded = load_for_inference(run_dir)

@@ -118,7 +118,8 @@ def load_protocol(
     name, raw = _read(source)
     unknown = set(raw) - _KEYS
     if unknown:
-        raise ValueError(f"protocol {name}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_KEYS))}")
+        raise ValueError(f"protocol {name}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"valid: {', '.join(sorted(_KEYS))}")
     protocol = Protocol(
         name=name, description=str(raw.get("description", "")), targets=str(raw.get("targets", "gt")),
         negative_targets=str(raw.get("negative_targets", DEFAULT_NEGATIVE_TARGETS)),
@@ -126,7 +127,8 @@ def load_protocol(
         examples=int(raw.get("examples", DEFAULT_EXAMPLES)),
         explainers={str(k): dict(v or {}) for k, v in (raw.get("explainers") or {}).items()},
         metrics={str(k): dict(v or {}) for k, v in (raw.get("metrics") or {}).items()},
-        variants={str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in (raw.get("variants") or {}).items()},
+        variants={str(k): list(v) if isinstance(v, (list, tuple)) else v
+                  for k, v in (raw.get("variants") or {}).items()},
         table=dict(raw.get("table") or {}),
     )
     if explainers is not None:
@@ -184,7 +186,8 @@ def _validate_table(protocol: Protocol, where: str) -> None:
         return
     unknown = set(table) - _TABLE_KEYS
     if unknown:
-        raise ValueError(f"{where}: table: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_TABLE_KEYS))}")
+        raise ValueError(f"{where}: table: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"valid: {', '.join(sorted(_TABLE_KEYS))}")
     columns = table.get("metrics") or list(protocol.metrics)
     missing = [name for name in [*columns, *(table.get("scale") or {})] if name not in protocol.metrics]
     if missing:
@@ -201,7 +204,8 @@ def _read(source: str | Path) -> tuple[str, dict[str, Any]]:
         label = str(path)
     else:
         if str(source) not in list_protocols():
-            raise ValueError(f"unknown protocol {source!r}; presets: {', '.join(list_protocols())}, or a YAML file path")
+            raise ValueError(f"unknown protocol {source!r}; presets: {', '.join(list_protocols())}, "
+                             "or a YAML file path")
         data = yaml.safe_load(resources.files(PRESET_PACKAGE).joinpath(f"{source}.yaml").read_text()) or {}
         label = str(source)
     if not isinstance(data, dict):

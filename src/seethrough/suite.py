@@ -20,23 +20,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import yaml
 from lightning.fabric import Fabric
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
-from . import __version__
+from ._version import __version__
 from .data import build_dataset
 from .data.base import collate
-from .explanations.api import explain
+from .explanations.api import explain, get_explainer
 from .explanations.render import denormalize
 from .explanations.targets import is_class_map_file, load_class_map, select_classes
 from .metrics import Metric
-from .models.loading import InferenceModel, load_for_inference
+from .models.loading import InferenceModel, data_for_run, load_for_inference
 from .protocol import Protocol, load_protocol
 
 #: Run configuration file a training run writes; read for the model's default dataset.
-RUN_CONFIG = "config.yaml"
 #: Keyword a metric function uses for each piece of ground truth.
 GROUND_TRUTH_PARAMS: tuple[str, ...] = ("masks", "boxes")
 
@@ -230,10 +228,7 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
     state.seconds["forward"] += time.perf_counter() - start
     state.correct += int((logits.argmax(1) == labels).sum())
     state.seen += images.shape[0]
-    if state.class_map is not None:
-        targets = select_classes(logits, "map", labels=labels, class_map=state.class_map)[:, 0]
-    else:
-        targets = select_classes(logits, state.policy, labels=labels)[:, 0]
+    targets = select_classes(logits, state.policy, labels=labels, class_map=state.class_map)[:, 0]
     ground_truth = _ground_truth(batch, device)
     state.ground_truth.update(ground_truth)
     for explainer, options in state.explainer_options.items():
@@ -300,7 +295,6 @@ def _explainer_options(explainer: str, options: dict[str, Any], loaded: Inferenc
     for an explainer that masks in pixel space (``scorecam-original``) when not given."""
     import inspect
 
-    from .explanations.api import get_explainer
 
     options = dict(options)
     parameters = inspect.signature(get_explainer(explainer.lower())).parameters
@@ -328,20 +322,6 @@ def _metrics_for(protocol: Protocol, loaded: InferenceModel, explainer: str,
                                          **explainer_options}
         built[name] = Metric(name, **params)
     return built
-
-
-def data_for_run(source: str, data: str | None, data_options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    """The dataset to evaluate on: ``--data`` if given, else the run's own (``config.yaml``)."""
-    if data is not None:
-        return data, dict(data_options or {})
-    for directory in (Path(source), Path(source).parent):
-        config = directory / RUN_CONFIG
-        if config.is_file():
-            run = yaml.safe_load(config.read_text()) or {}
-            if run.get("data"):
-                return str(run["data"]), {**(run.get("data_options") or {}), **(data_options or {})}
-    raise ValueError(f"{source} does not say which data it was trained on (no {RUN_CONFIG} beside it); "
-                     "pass --data KIND:PATH")
 
 
 def _unique_labels(models: Sequence[str | Path]) -> list[str]:

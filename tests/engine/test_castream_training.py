@@ -85,7 +85,7 @@ def test_use_pre_of_a_model_that_is_not_an_fc_baseline_is_refused(fc_run, tmp_pa
 def test_kill_and_resume_of_a_castream_run_with_its_recipe_gives_the_same_weights(tiny_config, tmp_path,
                                                                                   crash_at_step):
     from seethrough.config import TrainConfig
-    from seethrough.engine.checkpoint import load_checkpoint
+    from seethrough.core.checkpoint import load_checkpoint
 
     recipe = dict(model="castream", backbone="test_resnet", img_size=64, augment="castream", optimizer="sgd", lr=0.1,
                   weight_decay=1e-4, scheduler="multistep", milestones=[1], gamma=0.1,

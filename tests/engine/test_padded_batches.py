@@ -11,8 +11,8 @@ import seethrough
 from seethrough.data import build_dataset
 from seethrough.data.base import PADDING_MASK, collate
 from seethrough.engine import train
-from seethrough.engine.checkpoint import load_checkpoint, save_checkpoint
-from seethrough.engine.evaluate import accepts_padding_mask, forward_batch
+from seethrough.core.checkpoint import load_checkpoint, save_checkpoint
+from seethrough.engine.validate import accepts_padding_mask, forward_batch
 from seethrough.engine.trainer import check_padding_support
 from seethrough.models.heads.intr import INTR
 
@@ -134,7 +134,7 @@ def test_square_runs_resume_from_checkpoints_that_predate_resize(tiny_config):
 
 def test_inference_keeps_the_detr_geometry_and_eval_runs(tiny_config, tmp_path):
     """A ``resize: detr`` run is evaluated as trained; explanations use the square fallback."""
-    from seethrough.evaluation import evaluate_checkpoint
+    from seethrough.validation import validate
     from seethrough.models.loading import load_for_inference
 
     cfg = tiny_config(model="intr", model_options=TINY_INTR, data_options=SYNTHETIC, resize="detr",
@@ -148,6 +148,6 @@ def test_inference_keeps_the_detr_geometry_and_eval_runs(tiny_config, tmp_path):
     assert dataset[0]["image"].shape[-2:] == (48, 48)
     dataset.transform = loaded.transform(square=True)
     assert dataset[0]["image"].shape[-2:] == (32, 32)
-    result = evaluate_checkpoint(str(cfg.out), "synthetic", data_options=SYNTHETIC, batch_size=4, workers=0,
+    result = validate(str(cfg.out), "synthetic", data_options=SYNTHETIC, batch_size=4, workers=0,
                                  accelerator="cpu")
     assert result["samples"] == 16

@@ -8,7 +8,7 @@ import torch
 
 import seethrough
 from seethrough.engine import train
-from seethrough.engine.checkpoint import load_checkpoint
+from seethrough.core.checkpoint import load_checkpoint
 from seethrough.config import TrainConfig
 
 #: outer epochs 0 (warm), 1 (joint), 2 (joint, then push and 2 last-layer epochs): 5 engine epochs.

@@ -10,7 +10,7 @@ from PIL import Image
 from seethrough.config import resolve_config
 from seethrough.engine import train
 from seethrough.engine import trainer as trainer_module
-from seethrough.engine.checkpoint import load_checkpoint
+from seethrough.core.checkpoint import load_checkpoint
 from seethrough.engine.selection import Selection, selection_warning
 
 #: Scripted validation results per epoch: top-1 peaks at epoch 2, the loss is lowest at epoch 1,
@@ -29,7 +29,7 @@ def scripted_val(monkeypatch):
         calls.append(i)
         return {"samples": 8, "skipped": 0, "loss": script["loss"][i], "acc1": script["acc1"][i], "acc5": 1.0}
 
-    monkeypatch.setattr(trainer_module, "evaluate_accuracy", fake)
+    monkeypatch.setattr(trainer_module, "validate_model", fake)
     return script
 
 

@@ -1,13 +1,15 @@
-"""The multi-stage recipe: ProtoPNet's warm-up / joint / push + last-layer schedule, unrolled."""
+"""Training recipes: one stage, and ProtoPNet's warm-up / joint / push + last-layer schedule, unrolled."""
 import pytest
 import torch
 
 import seethrough
-from seethrough.engine.stages import PROTOTYPE_STAGE_DEFAULTS, StageRecipe, recipe_for
+from seethrough.config import TrainConfig
+from seethrough.engine.stages import (PROTOTYPE_STAGE_DEFAULTS, SINGLE_STAGE, PrototypeRecipe, SingleStageRecipe,
+                                       per_stage, recipe_for)
 
 
 def test_plan_unrolls_protopnets_schedule():
-    recipe = StageRecipe(12, {"warm_epochs": 2, "push_start": 4, "push_every": 4, "last_layer_epochs": 2})
+    recipe = PrototypeRecipe(12, {"warm_epochs": 2, "push_start": 4, "push_every": 4, "last_layer_epochs": 2})
     plan = recipe.plan()
     stages = [(p.stage, p.push_before, p.outer_epoch) for p in plan]
     assert stages == [("warm", False, 0), ("warm", False, 1), ("joint", False, 2), ("joint", False, 3),
@@ -25,7 +27,7 @@ def test_protopnet_defaults_are_the_originals():
 def test_stage_groups_and_trainable_parameters():
     model = seethrough.create_model("protopnet", num_classes=2, backbone="test_resnet", num_prototypes=4,
                                     prototype_dim=8)
-    recipe = StageRecipe(3)
+    recipe = PrototypeRecipe(3)
     optimizers = recipe.build_optimizers(model)
     warm = optimizers["warm"].param_groups
     assert [g["lr"] for g in warm] == [3e-3, 3e-3] and [g["weight_decay"] for g in warm] == [1e-3, 0.0]
@@ -42,32 +44,57 @@ def test_stage_groups_and_trainable_parameters():
 
 def test_bad_stage_options_are_refused():
     with pytest.raises(ValueError, match="unknown stage options"):
-        StageRecipe(3, {"push_evry": 2})
+        PrototypeRecipe(3, {"push_evry": 2})
     with pytest.raises(ValueError, match="last_layer_epochs ≥ 1"):
-        StageRecipe(3, {"last_layer_epochs": 0})
+        PrototypeRecipe(3, {"last_layer_epochs": 0})
     fc = seethrough.create_model("fc", num_classes=2, backbone="test_resnet")
     with pytest.raises(ValueError, match="trains in one stage"):
-        recipe_for(fc, 3, {"warm_epochs": 1})
-    assert recipe_for(fc, 3, {}) is None
+        recipe_for(fc, TrainConfig(epochs=3, stage_options={"warm_epochs": 1}))
+
+
+def test_a_single_stage_model_gets_a_one_stage_recipe_whose_schedule_steps_after_each_epoch():
+    fc = seethrough.create_model("fc", num_classes=2, backbone="test_resnet")
+    cfg = TrainConfig(epochs=3, lr=0.1, scheduler="step", step_size=1, gamma=0.5)
+    recipe = recipe_for(fc, cfg)
+    assert type(recipe) is SingleStageRecipe and recipe.stages == (SINGLE_STAGE,)
+    plan = recipe.plan()
+    assert [(p.stage, p.push_before, p.outer_epoch) for p in plan] == [(SINGLE_STAGE, False, e) for e in range(3)]
+    schedulers = recipe.build_schedulers(recipe.build_optimizers(fc))
+    lrs = []
+    for index in range(len(plan)):
+        recipe.begin_epoch(fc, plan, index, schedulers, first_time=True)
+        lrs.append(schedulers[SINGLE_STAGE].optimizer.param_groups[0]["lr"])
+        recipe.end_epoch(plan, index, schedulers)
+        assert recipe.competes_for_best(plan, index, pushed=False)
+    assert lrs == pytest.approx([0.1, 0.05, 0.025])
+    assert all(p.requires_grad for p in fc.parameters())   # the one stage leaves trainability alone
+
+
+def test_after_a_push_only_last_layer_epochs_compete_for_best():
+    recipe = PrototypeRecipe(12, {"warm_epochs": 2, "push_start": 4, "push_every": 4, "last_layer_epochs": 2})
+    plan = recipe.plan()
+    assert all(recipe.competes_for_best(plan, i, pushed=False) for i in range(len(plan)))
+    assert [i for i in range(len(plan)) if recipe.competes_for_best(plan, i, pushed=True)] == [5, 6, 11, 12]
+
+
+def test_checkpoints_of_single_stage_runs_written_before_recipes_still_load():
+    state = {"state": {}, "param_groups": []}
+    assert per_stage(state) == {SINGLE_STAGE: state}
+    assert per_stage({"joint": state}) == {"joint": state}
 
 
 def _engine_joint_lrs(model, epochs, options=None):
-    """The joint learning rate of every joint epoch as the engine's StagedRun steps it."""
-    from types import SimpleNamespace
-
-    from seethrough.engine.staged_run import StagedRun
-
-    recipe = recipe_for(model, epochs, options)
+    """The joint learning rate of every joint epoch as the engine's recipe hooks step it."""
+    recipe = recipe_for(model, TrainConfig(epochs=epochs, stage_options=options))
     plan = recipe.plan()
     schedulers = recipe.build_schedulers(recipe.build_optimizers(model))
-    trainer = SimpleNamespace(recipe=recipe, plan=plan, schedulers=schedulers, model=SimpleNamespace(module=model),
-                              state=SimpleNamespace(epoch=0, scheduled_epoch=-1, pushed_epoch=-1))
-    run, lrs = StagedRun(trainer), []
+    lrs = []
     for index, entry in enumerate(plan):
-        trainer.state.epoch = index
-        run.begin_epoch()
+        recipe.begin_epoch(model, plan, index, schedulers, first_time=True)
+        recipe.begin_epoch(model, plan, index, schedulers, first_time=False)   # a resumption: no second step
         if entry.stage == "joint":
             lrs.append(schedulers["joint"].optimizer.param_groups[0]["lr"])
+        recipe.end_epoch(plan, index, schedulers)
     return lrs
 
 
@@ -102,4 +129,4 @@ def test_joint_lr_steps_before_protopnet_and_after_lvw_epochs_as_the_originals(n
 
 def test_joint_lr_step_option_is_checked():
     with pytest.raises(ValueError, match="joint_lr_step must be one of before, after"):
-        StageRecipe(3, {"joint_lr_step": "sometimes"})
+        PrototypeRecipe(3, {"joint_lr_step": "sometimes"})

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seethrough.engine import NonFiniteLossError, Trainer, train
-from seethrough.engine.checkpoint import load_checkpoint
+from seethrough.core.checkpoint import load_checkpoint
 
 
 def final_weights(run: str) -> dict[str, torch.Tensor]:

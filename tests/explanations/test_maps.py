@@ -1,4 +1,4 @@
-"""Map arithmetic: upsample, joint vs per-class normalization, gather."""
+"""Map arithmetic: upsample, joint vs per-map (minmax) normalization, gather."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ def test_upsample_shape_and_matches_interpolate():
 def test_joint_keeps_weak_class_dim_per_class_stretches_it():
     maps = _two_class_maps()
     joint = normalize(maps, "joint")
-    per_class = normalize(maps, "per-class")
+    per_class = normalize(maps, "minmax")
     assert joint[0, 0].max() == 1 and joint[0, 0].min() == 0
     assert torch.allclose(joint[0, 1].max(), torch.tensor(0.1))  # weak class stays dim
     assert per_class[0, 1].max() == 1 and per_class[0, 1].min() == 0  # full range
@@ -40,7 +40,7 @@ def test_none_leaves_maps_unchanged():
     assert torch.equal(normalize(maps, "none"), maps)
 
 
-@pytest.mark.parametrize("mode", ["joint", "per-class"])
+@pytest.mark.parametrize("mode", ["joint", "minmax"])
 def test_constant_maps_become_zeros_not_nan(mode):
     out = normalize(torch.full((2, 3, 4, 4), 7.0), mode)
     assert torch.equal(out, torch.zeros_like(out))
@@ -49,7 +49,7 @@ def test_constant_maps_become_zeros_not_nan(mode):
 def test_one_constant_class_under_per_class():
     maps = _two_class_maps()
     maps[0, 1] = 3.0
-    out = normalize(maps, "per-class")
+    out = normalize(maps, "minmax")
     assert torch.equal(out[0, 1], torch.zeros(2, 2)) and out[0, 0].max() == 1
 
 
@@ -62,7 +62,7 @@ def test_non_finite_maps_are_an_error(bad):
 
 
 def test_unknown_mode_and_bad_shape():
-    with pytest.raises(ValueError, match="joint, per-class, none"):
+    with pytest.raises(ValueError, match="minmax, joint, none"):
         normalize(_two_class_maps(), "global")
     with pytest.raises(ValueError, match="B×C×h×w"):
         normalize(torch.rand(3, 4, 4), "joint")

@@ -34,18 +34,18 @@ def test_shapes_probs_and_ranges(model, images):
     assert torch.allclose(result["probs"], softmax.gather(1, result["classes"]))
     assert (result["probs"][:, :-1] >= result["probs"][:, 1:]).all()  # "pred" is descending
     assert result["maps"].min() >= 0 and result["maps"].max() <= 1
-    assert result["sign"] == 1 and result["normalization"] == "joint"
+    assert result["sign"] == 1 and result["normalize"] == "joint"
 
 
 def test_joint_normalization_uses_all_classes_before_gathering(model, images):
-    result = explain_batch(model, images, policy="explicit", indices=[2], normalization="joint")
+    result = explain_batch(model, images, indices=[2], normalize="joint")
     with torch.no_grad():
         raw = model.eval()(images).maps
     expected = torch.nn.functional.interpolate(
         normalize(raw, "joint")[:, 2:3], size=(SIZE, SIZE), mode="bilinear", align_corners=False
     )
     assert torch.allclose(result["maps"], expected, atol=1e-6)
-    per_class = explain_batch(model, images, policy="explicit", indices=[2], normalization="per-class")
+    per_class = explain_batch(model, images, indices=[2], normalize="minmax")
     assert not torch.allclose(result["maps"], per_class["maps"])
 
 
@@ -66,7 +66,7 @@ def test_sign_is_validated(model, images):
 
 
 def test_render_batch_writes_pngs_and_round_tripping_json(model, images, tmp_path):
-    result = explain_batch(model, images, policy="explicit", indices=[1, 2])
+    result = explain_batch(model, images, indices=[1, 2])
     paths = render_batch(result, denormalize(images, MEAN, STD), NAMES, tmp_path, ["img/0", "img 1"])
     assert all(p.parent == tmp_path and p.exists() for p in paths)
     assert {p.name for p in paths} == {
@@ -80,7 +80,7 @@ def test_render_batch_writes_pngs_and_round_tripping_json(model, images, tmp_pat
                 assert png.size == (SIZE, SIZE)
 
     summary = json.loads((tmp_path / SUMMARY_FILENAME).read_text(encoding="utf-8"))
-    assert summary["policy"] == "explicit" and summary["normalization"] == "joint"
+    assert summary["policy"] == "explicit" and summary["normalize"] == "joint"
     for i, record in enumerate(summary["images"]):
         assert record["classes"] == [1, 2]
         assert record["names"] == ["dog/wolf", "über café"]

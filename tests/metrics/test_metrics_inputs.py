@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seethrough.metrics.inputs import boxes_to_mask, check_maps, check_targets, ground_truth_mask
-from seethrough.metrics.noise import per_sample, sample_generator
+from seethrough.core.inputs import boxes_to_mask, check_maps, check_targets, ground_truth_mask
+from seethrough.core.noise import per_sample, sample_generator
 
 
 def test_check_maps_accepts_b1hw_and_flags_non_finite_samples():

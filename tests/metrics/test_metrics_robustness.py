@@ -9,7 +9,7 @@ from torch import nn
 
 import seethrough
 from seethrough.metrics import Metric
-from seethrough.metrics.noise import sample_generator
+from seethrough.core.noise import sample_generator
 from seethrough.metrics.robustness import (
     INFIDELITY_PRESETS,
     INFIDELITY_STREAM,
@@ -21,7 +21,7 @@ from seethrough.metrics.robustness import (
 )
 from seethrough.models.output import ModelOutput
 
-captum_metrics = pytest.importorskip("captum.metrics")
+import captum.metrics as captum_metrics
 
 SIZE, CLASSES = 12, 3
 

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seethrough.metrics import Metric
-from seethrough.metrics.inputs import check_maps
+from seethrough.core.inputs import check_maps
 
 
 def mean_value(model, images, maps, targets, *, offset: float = 0.0, return_details: bool = False):

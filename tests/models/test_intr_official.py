@@ -25,7 +25,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 import seethrough
 from seethrough.models.official import list_official
-from seethrough.models.official_intr import NOISE_FRAC
+from seethrough.models.official.intr import NOISE_FRAC
 
 BACKBONE = "resnet18"
 D_MODEL, NHEADS, FFN = 32, 4, 64
@@ -230,7 +230,7 @@ def test_detr_initializes_intr_as_intr_does(caplog):
     sd = official_names(detr, "detr")
     classes, seed = 250, 11
     state_before = torch.random.get_rng_state()
-    with caplog.at_level(logging.INFO, logger="seethrough.models.official_intr"):
+    with caplog.at_level(logging.INFO, logger="seethrough.models.official.intr"):
         model = seethrough.from_official("detr", {"model": sd}, num_classes=classes, seed=seed, nheads=NHEADS)
     assert torch.equal(torch.random.get_rng_state(), state_before)  # seeded on a forked generator
     assert "class_embed.weight" in caplog.text and "bbox_embed.layers.2.bias" in caplog.text

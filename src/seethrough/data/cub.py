@@ -25,8 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._files import (check_split, empty_split_error, find_root, first_classes, no_boxes, read_table,
-                     require_file)
+from ._files import check_split, empty_split_error, find_root, first_classes, no_boxes, read_table, require_file
 from .base import ImageDataset, OnBadImage, RawSample
 from .io import open_image
 

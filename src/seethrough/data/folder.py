@@ -22,8 +22,15 @@ from typing import Callable
 
 import numpy as np
 
-from ._files import (check_split, empty_split_error, list_image_files, list_subfolders, no_boxes,
-                     pack_strings, require_dir)
+from ._files import (
+    check_split,
+    empty_split_error,
+    list_image_files,
+    list_subfolders,
+    no_boxes,
+    pack_strings,
+    require_dir,
+)
 from .base import ImageDataset, OnBadImage, RawSample
 from .io import open_image
 

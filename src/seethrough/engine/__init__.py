@@ -1,6 +1,6 @@
 """Training engine on Lightning Fabric."""
-from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluate import evaluate_accuracy
+from ..core.checkpoint import load_checkpoint, save_checkpoint
 from .trainer import NonFiniteLossError, Trainer, train
+from .validate import validate_model
 
-__all__ = ["NonFiniteLossError", "Trainer", "evaluate_accuracy", "load_checkpoint", "save_checkpoint", "train"]
+__all__ = ["NonFiniteLossError", "Trainer", "load_checkpoint", "save_checkpoint", "train", "validate_model"]

@@ -16,7 +16,7 @@ PREDICTION_COLUMNS = ("sample_id", "label", "pred", "pred_name", "prob", "top5",
 
 class PredictionRecorder:
     """Collects one row per sample from ``(batch, logits)`` (the ``on_batch`` hook of
-    :func:`~seethrough.engine.evaluate.evaluate_accuracy`): the sample id, the label, the
+    :func:`~seethrough.engine.validate.validate_model`): the sample id, the label, the
     predicted class (index and name), its softmax probability, the top-5 classes and theirs."""
 
     def __init__(self, classes: Sequence[str]) -> None:

@@ -19,20 +19,19 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric
 
-from ..config import TrainConfig
+from ..config import TrainConfig, resolve_config
+from ..core.checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ..data.transforms import DetrSizes
-from ..models import create_model
 from ..models.loading import init_backbone_from, init_model_from
-from .accuracy import TOPK, topk_correct
-from .checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ..models.registry import create_model_from_config
+from .accuracy import EpochSums
 from .data import attention_maps_file, build_run_data, make_loader
-from .evaluate import accepts_padding_mask, evaluate_accuracy, forward_batch
 from .logger import RunLogger
-from .optim import build_optimizer, build_scheduler
 from .progress import EpochProgress
-from .selection import Selection, summary_entry, selection_warning
-from .staged_run import StagedRun
-from .stages import SINGLE_STAGE, recipe_for
+from .push_step import PushStep, render_best_gallery
+from .selection import Selection, selection_warning, summary_entry
+from .stages import per_stage, recipe_for
+from .validate import accepts_padding_mask, forward_batch, validate_model
 
 SUMMARY_NAME, CONFIG_NAME, BEST_DIR = "summary.json", "config.yaml", "best"
 #: Config keys that fix the architecture or data; a resumed run must not change them.
@@ -79,8 +78,18 @@ class RunState:
     pushes: dict[str, Any] = field(default_factory=dict)
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.data``; returns (and writes) the run summary."""
+def train(cfg: TrainConfig | None = None, *, preset: str | None = None, config_file: str | Path | None = None,
+          **overrides: Any) -> dict[str, Any]:
+    """Train a model; returns (and writes) the run summary.
+
+    Either a :class:`~seethrough.config.TrainConfig`, or what ``seethrough train`` takes:
+    ``seethrough.train(preset="demo", out="runs/demo", epochs=1)`` (defaults < preset < config
+    file < keyword overrides).
+    """
+    if cfg is None:
+        cfg = resolve_config(preset=preset, config_file=config_file, overrides=overrides)
+    elif preset is not None or config_file is not None or overrides:
+        raise ValueError("give either a TrainConfig or preset= / config_file= / overrides, not both")
     cfg.validate()
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
                     strategy=cfg.strategy, precision=cfg.precision)
@@ -89,6 +98,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 class Trainer:
+    """One run: the model, its recipe's optimizers and schedules, the loaders and the loop."""
+
     def __init__(self, cfg: TrainConfig, fabric: Fabric) -> None:
         self.cfg, self.fabric = cfg, fabric
         self.out = Path(cfg.out)
@@ -100,37 +111,51 @@ class Trainer:
         fabric.seed_everything(cfg.seed, verbose=False)
         self.data = build_run_data(cfg, attention_maps=attention_maps_file(
             cfg, self.out, is_main=self.is_main, barrier=fabric.barrier))
-        model = create_model(cfg.model, num_classes=self.data.num_classes, backbone=cfg.backbone,
-                             pretrained=cfg.pretrained, in_chans=cfg.in_chans,
-                             freeze_layers=cfg.freeze_layers, output_stride=cfg.output_stride,
-                             stem=cfg.stem, **cfg.model_options)
+        model = self._build_model(warn=resume_state is None)
+        self.recipe = recipe_for(model, cfg)
+        self.plan = self.recipe.plan()
+        self.total_epochs = len(self.plan)
+        self._build_optimizers(model)
+        self._build_loaders()
+        self.push = PushStep(cfg, self.data, fabric)
+        self.state = RunState()
+        self._sums: EpochSums | None = None  # running sums of the epoch in progress
+        self._first_bad = torch.tensor(-1, device=fabric.device)  # first step with a NaN/Inf loss
+        if resume_state is not None:
+            self._load(resume_state)
+        self.logger = RunLogger(self.out, enabled=self.is_main)
+
+    def _build_model(self, *, warn: bool) -> torch.nn.Module:
+        """The configured model, initialized from ``--init-from`` / ``--use-pre`` when given."""
+        cfg = self.cfg
+        model = create_model_from_config(cfg.to_dict(), num_classes=self.data.num_classes)
         check_padding_support(model, cfg)
         if cfg.init_from:
             init_model_from(model, cfg.init_from)
         if cfg.use_pre:
             init_backbone_from(model, cfg.use_pre, classes=self.data.train.classes)
         warning = model.training_warning() if hasattr(model, "training_warning") and not cfg.init_from else None
-        if warning and not resume_state:
-            fabric.print(f"warning: {warning}")
-        self.recipe = recipe_for(model, cfg.epochs, cfg.stage_options)
-        if self.recipe is None:
-            self.plan = None
-            optimizers = {SINGLE_STAGE: build_optimizer(model, cfg)}
-            self.schedulers = {SINGLE_STAGE: build_scheduler(optimizers[SINGLE_STAGE], cfg)}
-        else:
-            self.plan = self.recipe.plan()
-            optimizers = self.recipe.build_optimizers(model)
-            self.schedulers = self.recipe.build_schedulers(optimizers)
-        ddp_kwargs = getattr(fabric.strategy, "_ddp_kwargs", None)
-        if self.recipe is not None and isinstance(ddp_kwargs, dict):
+        if warning and warn:
+            self.fabric.print(f"warning: {warning}")
+        self._loss_takes_batch = "batch" in inspect.signature(model.compute_loss).parameters
+        return model
+
+    def _build_optimizers(self, model: torch.nn.Module) -> None:
+        """One optimizer and one schedule per stage of the recipe; the model and optimizers set
+        up by Fabric (``self.model``, ``self.optimizers``, ``self.schedulers``)."""
+        optimizers = self.recipe.build_optimizers(model)
+        self.schedulers = self.recipe.build_schedulers(optimizers)
+        ddp_kwargs = getattr(self.fabric.strategy, "_ddp_kwargs", None)
+        if self.recipe.trains_parameter_subsets and isinstance(ddp_kwargs, dict):
             # each stage trains a subset of the parameters: DDP must not wait for the others' gradients
             # (Lightning's DDPStrategy passes these keyword arguments to DistributedDataParallel)
             ddp_kwargs.setdefault("find_unused_parameters", True)
-        self.model, *wrapped = fabric.setup(model, *optimizers.values())
+        self.model, *wrapped = self.fabric.setup(model, *optimizers.values())
         self.optimizers = dict(zip(optimizers, wrapped))
-        self.total_epochs = len(self.plan) if self.plan is not None else cfg.epochs
-        self.staged = StagedRun(self) if self.recipe is not None else None
-        self._loss_takes_batch = "batch" in inspect.signature(model.compute_loss).parameters
+
+    def _build_loaders(self) -> None:
+        """Training and validation loaders, sharded by rank in a deterministic order."""
+        cfg, fabric = self.cfg, self.fabric
         pin = fabric.device.type == "cuda"
         rank, world = fabric.global_rank, fabric.world_size
         self.train_loader = fabric.setup_dataloaders(
@@ -144,12 +169,6 @@ class Trainer:
                 f"--data {cfg.data}: {len(self.data.train)} training samples make no full batch of "
                 f"{cfg.batch_size} per process on {world} process(es); lower --batch-size"
             )
-        self.state = RunState()
-        self._sums: torch.Tensor | None = None  # running sums of the epoch in progress
-        self._first_bad = torch.tensor(-1, device=fabric.device)  # first step with a NaN/Inf loss
-        if resume_state is not None:
-            self._load(resume_state)
-        self.logger = RunLogger(self.out, enabled=self.is_main)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _resume_state(self) -> dict | None:
@@ -174,9 +193,12 @@ class Trainer:
     @property
     def stage(self) -> str:
         """The stage of the epoch in progress (``"train"`` for single-stage models)."""
-        if self.plan is None:
-            return SINGLE_STAGE
         return self.plan[min(self.state.epoch, len(self.plan) - 1)].stage
+
+    @property
+    def multi_stage(self) -> bool:
+        """Whether the recipe has several stages (then logs and history name the stage)."""
+        return len(self.recipe.stages) > 1
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -184,13 +206,10 @@ class Trainer:
 
     def _load(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
-        if self.plan is None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.schedulers[SINGLE_STAGE].load_state_dict(ckpt["scheduler"])
-        else:
-            for stage, optimizer in self.optimizers.items():
-                optimizer.load_state_dict(ckpt["optimizer"][stage])
-                self.schedulers[stage].load_state_dict(ckpt["scheduler"][stage])
+        optimizer_states, scheduler_states = per_stage(ckpt["optimizer"]), per_stage(ckpt["scheduler"])
+        for stage, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(optimizer_states[stage])
+            self.schedulers[stage].load_state_dict(scheduler_states[stage])
         scaler = getattr(self.fabric.strategy.precision, "scaler", None)
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
@@ -214,15 +233,13 @@ class Trainer:
         """Write ``last.ckpt`` (rank 0); ``barrier=False`` when other ranks may be gone (crash)."""
         self.raise_if_non_finite()  # never checkpoint weights a NaN step may have corrupted
         if self._sums is not None and self.state.batch_in_epoch > 0:
-            self.state.epoch_sums = self._sums.tolist()
+            self.state.epoch_sums = self._sums.to_list()
         if self.is_main:
             scaler = getattr(self.fabric.strategy.precision, "scaler", None)
             save_checkpoint({
                 "model": self.model.state_dict(),
-                "optimizer": (self.optimizer.state_dict() if self.plan is None
-                              else {stage: opt.state_dict() for stage, opt in self.optimizers.items()}),
-                "scheduler": (self.schedulers[SINGLE_STAGE].state_dict() if self.plan is None
-                              else {stage: sched.state_dict() for stage, sched in self.schedulers.items()}),
+                "optimizer": {stage: opt.state_dict() for stage, opt in self.optimizers.items()},
+                "scheduler": {stage: sched.state_dict() for stage, sched in self.schedulers.items()},
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "state": self.state.__dict__,
                 "rng": capture_rng(),
@@ -251,9 +268,36 @@ class Trainer:
             raise
         finally:
             self.logger.close()
-        if self.staged is not None and self.is_main:
-            self.staged.render_gallery()
+        if self.state.pushes and self.is_main:
+            gallery = render_best_gallery(self.out / BEST_DIR, self.state.pushes, self.state.best_epoch, self.cfg,
+                                          self.data.mean, self.data.std, self.fabric.device)
+            if gallery is not None:
+                self.fabric.print(f"prototype gallery: {gallery}")
         return self.write_summary(time.time() - started)
+
+    def begin_epoch(self) -> None:
+        """The recipe's hook (stage, schedules — once, not again on a resumption), then the
+        push the plan asks for, followed by a checkpoint so a resumed run never pushes twice."""
+        state = self.state
+        self.recipe.begin_epoch(self.model.module, self.plan, state.epoch, self.schedulers,
+                                first_time=state.scheduled_epoch != state.epoch)
+        state.scheduled_epoch = state.epoch
+        if self.plan[state.epoch].push_before and state.pushed_epoch != state.epoch:
+            self.run_push()
+            state.pushed_epoch = state.epoch
+            self.save_last()
+
+    def run_push(self) -> None:
+        """Push the prototypes; from the first push on only pushed models compete for ``best/``."""
+        state, module = self.state, self.model.module
+        started = time.time()
+        result = self.push(module)
+        if not state.pushes:
+            state.best_acc1, state.best_epoch, state.best_loss = -1.0, -1, math.inf
+        state.pushes[str(state.epoch)] = result.to_dict()
+        self.fabric.print(f"push before epoch {state.epoch + 1}: {module.num_prototypes} prototypes set to their "
+                          f"nearest training patches ({time.time() - started:.1f} s)")
+        self.logger.log("push", state.global_step, epoch=state.epoch, seconds=time.time() - started)
 
     def train_epoch(self) -> dict[str, float]:
         cfg, fabric, state = self.cfg, self.fabric, self.state
@@ -261,13 +305,12 @@ class Trainer:
         total = len(self.train_loader) + state.batch_in_epoch
         if cfg.max_batches:
             total = min(total, cfg.max_batches)
-        # running sums: samples, loss·n, skipped, top-k correct — kept in the checkpoint
-        sums = torch.tensor(state.epoch_sums or [0.0] * (3 + len(TOPK)), dtype=torch.float64, device=fabric.device)
+        # running sums (kept in the checkpoint when it is written mid-epoch)
+        sums = EpochSums.from_list(state.epoch_sums, fabric.device)
         self._sums = sums
-        if self.staged is not None:
-            self.staged.begin_epoch()
+        self.begin_epoch()
         self.model.train()
-        label = f"epoch {state.epoch + 1}/{self.total_epochs}" + (f" {self.stage}" if self.plan else "")
+        label = f"epoch {state.epoch + 1}/{self.total_epochs}" + (f" {self.stage}" if self.multi_stage else "")
         progress = EpochProgress(label, total, start=state.batch_in_epoch,
                                  enabled=self.is_main and cfg.progress)
         tick = time.time()
@@ -276,42 +319,35 @@ class Trainer:
                 if state.batch_in_epoch >= total:
                     break
                 terms = self.train_step(batch)
-                sums[2] += batch["skipped"]
+                sums.add_skipped(batch["skipped"])
                 if terms is not None:
-                    n = batch["label"].numel()
-                    sums[0] += n
-                    sums[1] += terms["loss"].detach().double() * n
-                    for i, count in enumerate(terms["correct"]):
-                        sums[3 + i] += count
+                    sums.add(terms.pop("logits"), batch["label"], terms["loss"].double() * batch["label"].numel())
                 state.batch_in_epoch += 1
                 state.global_step += 1
                 if state.global_step % cfg.log_every == 0 or state.batch_in_epoch == total:
                     self.raise_if_non_finite()
                     elapsed = state.train_seconds + time.time() - tick
-                    seen = sums[0].item()
-                    progress.update(state.batch_in_epoch, loss=sums[1].item() / max(seen, 1),
-                                    acc=sums[3].item() / max(seen, 1),
+                    seen = sums.samples.item()
+                    progress.update(state.batch_in_epoch, loss=sums.mean_loss(), acc=sums.accuracy(1),
                                     ips=(state.train_images + seen * fabric.world_size) / max(elapsed, 1e-9))
                     if terms is not None:
                         self.logger.log("train_step", state.global_step, epoch=state.epoch,
                                         lr=self.optimizer.param_groups[0]["lr"],
-                                        **{k: v.item() for k, v in terms.items() if k != "correct"})
+                                        **{k: v.item() for k, v in terms.items()})
                 if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:
                     self.save_last()
         seconds = time.time() - tick
         self._sums = None
-        sums = fabric.all_reduce(sums, reduce_op="sum") if fabric.world_size > 1 else sums
-        n = max(sums[0].item(), 1.0)
+        stats: dict[str, float] = sums.all_reduce(fabric).summary()
         state.train_seconds += seconds
-        state.train_images += int(sums[0].item())
-        state.skipped += int(sums[2].item())
-        stats = {"loss": sums[1].item() / n, "samples": int(sums[0].item()), "skipped": int(sums[2].item()),
-                 "seconds": seconds, "images_per_s": sums[0].item() / max(seconds, 1e-9)}
-        stats.update({f"acc{k}": sums[3 + i].item() / n for i, k in enumerate(TOPK)})
+        state.train_images += int(stats["samples"])
+        state.skipped += int(stats["skipped"])
+        stats.update(seconds=seconds, images_per_s=stats["samples"] / max(seconds, 1e-9))
         return stats
 
     def train_step(self, batch: dict) -> dict | None:
-        """One optimization step; returns the loss terms and top-k hit counts, None for an empty batch."""
+        """One optimization step; returns the detached loss terms and the batch's ``logits``,
+        None for an empty batch."""
         if "image" not in batch:  # every sample of the batch was a skipped bad image
             return None
         out = forward_batch(self.model, batch)
@@ -327,7 +363,7 @@ class Trainer:
                                        error_if_nonfinite=False)
         self.optimizer.step()
         terms = {k: v.detach() for k, v in terms.items()}
-        terms["correct"] = list(topk_correct(out.logits.detach(), batch["label"]).values())
+        terms["logits"] = out.logits.detach()
         return terms
 
     def note_finite(self, loss: torch.Tensor) -> None:
@@ -354,19 +390,18 @@ class Trainer:
     def end_epoch(self, train_stats: dict[str, float]) -> None:
         cfg, state, stage = self.cfg, self.state, self.stage
         self.raise_if_non_finite()
-        if self.plan is None:
-            self.schedulers[SINGLE_STAGE].step()
-        val = evaluate_accuracy(self.model, self.val_loader, self.fabric)
+        self.recipe.end_epoch(self.plan, state.epoch, self.schedulers)
+        val = validate_model(self.model, self.val_loader, self.fabric)
         state.epoch += 1
         state.batch_in_epoch = 0
         state.epoch_sums = []
         record = {"epoch": state.epoch, "lr": self.optimizers[stage].param_groups[0]["lr"],
-                  **({"stage": stage} if self.plan else {}),
+                  **({"stage": stage} if self.multi_stage else {}),
                   **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val.items()}}
         state.history.append(record)
         selection = Selection(state.best_epoch, state.best_acc1, state.best_loss)
-        improved = selection.improves(cfg.select, val["acc1"], val["loss"]) and (
-            self.staged is None or self.staged.eligible_for_best(state.epoch - 1))
+        improved = selection.improves(cfg.select, val["acc1"], val["loss"]) and self.recipe.competes_for_best(
+            self.plan, state.epoch - 1, pushed=bool(state.pushes))
         if improved:
             state.best_acc1, state.best_loss, state.best_epoch = val["acc1"], val["loss"], state.epoch
             if self.is_main:
@@ -376,7 +411,8 @@ class Trainer:
                                                   **self.data_info())
         self.logger.log("epoch", state.global_step, **record)
         self.fabric.print(
-            f"epoch {state.epoch}/{self.total_epochs}  train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "
+            f"epoch {state.epoch}/{self.total_epochs}  "
+            f"train loss {train_stats['loss']:.4f} acc {train_stats['acc1']:.3f}  "
             f"| val loss {val['loss']:.4f} acc1 {val['acc1']:.3f} acc5 {val['acc5']:.3f}  "
             f"| {train_stats['images_per_s']:.1f} img/s" + ("  (best)" if improved else "")
             + (f"  | skipped {train_stats['skipped']} bad images" if train_stats["skipped"] else ""))

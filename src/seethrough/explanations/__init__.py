@@ -7,15 +7,19 @@
     result = explain_batch(model, images, policy="pred", k=3)     # one forward pass
     pictures = denormalize(images, mean, std)                     # B×H×W×3 uint8
     render_batch(result, pictures, class_names, "out/", stems)    # PNGs + explanations.json
+
+One vocabulary everywhere: ``normalize`` ∈ :data:`NORMALIZE_MODES`, ``upsample`` ∈
+:data:`UPSAMPLE_MODES`, target policies :data:`TARGET_POLICIES` (or a class-map ``FILE.json``).
 """
-from .api import explain, list_explainers, register_explainer, resolve_targets
-from .maps import NORMALIZATIONS, gather, normalize, upsample
+from .api import explain, get_explainer, list_explainers, register_explainer, resolve_targets
+from .maps import NORMALIZE_MODES, UPSAMPLE_MODES, gather, normalize, upsample
 from .native import SUMMARY_FILENAME, explain_batch, render_batch
 from .render import colormap, denormalize, overlay, safe_filename, save_explanation_grid, save_overlay
-from .targets import POLICIES, select_classes
+from .targets import TARGET_POLICIES, load_class_map, select_classes
 
 __all__ = [
-    "NORMALIZATIONS", "POLICIES", "SUMMARY_FILENAME", "colormap", "denormalize", "explain", "explain_batch",
-    "gather", "list_explainers", "normalize", "overlay", "register_explainer", "render_batch", "resolve_targets",
-    "safe_filename", "save_explanation_grid", "save_overlay", "select_classes", "upsample",
+    "NORMALIZE_MODES", "SUMMARY_FILENAME", "TARGET_POLICIES", "UPSAMPLE_MODES", "colormap", "denormalize",
+    "explain", "explain_batch", "gather", "get_explainer", "list_explainers", "load_class_map", "normalize",
+    "overlay", "register_explainer", "render_batch", "resolve_targets", "safe_filename", "save_explanation_grid",
+    "save_overlay", "select_classes", "upsample",
 ]

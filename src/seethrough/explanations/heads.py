@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .api import eval_mode
+from ..core.calls import eval_mode
+from ..core.minmax import minmax
 from .render import DEFAULT_CMAP, INPUT_TITLE, _as_numpy, overlay, safe_filename
 from .targets import select_classes
 
@@ -64,9 +65,7 @@ def explain_heads(model: nn.Module, images: torch.Tensor, *, labels: torch.Tenso
     batch, queries, count = panels.shape[:3]
     maps = F.interpolate(panels.reshape(batch * queries * count, 1, h, w), size=tuple(images.shape[-2:]),
                          mode="bicubic", align_corners=False)
-    low = maps.amin(dim=(-2, -1), keepdim=True)
-    span = maps.amax(dim=(-2, -1), keepdim=True) - low
-    maps = ((maps - low) / torch.where(span > 0, span, torch.ones_like(span))).clamp(0, 1)
+    maps = minmax(maps, (-2, -1)).clamp(0, 1)  # bicubic overshoots
     return {"classes": classes, "probs": torch.softmax(logits, 1).gather(1, classes),
             "heads": maps.reshape(batch, queries, count, *images.shape[-2:]), "layer": layer % layers}
 

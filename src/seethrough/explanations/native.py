@@ -8,6 +8,7 @@ probabilities and their maps normalized and resized to the image — the order o
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,14 +16,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .maps import gather, normalize, upsample
+from ..core.calls import eval_mode
+from .api import explain
 from .render import (
-    DEFAULT_ALPHA, DEFAULT_CMAP, _as_numpy, safe_filename, save_explanation_grid, save_overlay,
+    DEFAULT_ALPHA,
+    DEFAULT_CMAP,
+    _as_numpy,
+    safe_filename,
+    save_explanation_grid,
+    save_overlay,
 )
 from .targets import select_classes
 
 #: Machine-readable summary written by :func:`render_batch` beside the pictures.
 SUMMARY_FILENAME = "explanations.json"
+#: Former ``normalization=`` names of :func:`explain_batch` → ``normalize`` (one vocabulary now).
+LEGACY_NORMALIZATIONS: dict[str, str] = {"per-class": "minmax"}
 #: Suffix of the per-image grid PNG (``<stem>_explanation.png``).
 GRID_SUFFIX = "explanation"
 #: Digits of the probabilities shown in panel titles.
@@ -37,17 +46,18 @@ def explain_batch(
     model: nn.Module,
     images: torch.Tensor,
     *,
-    policy: str = "pred",
+    policy: str | None = "pred",
     k: int = 3,
     labels: torch.Tensor | Sequence[int] | None = None,
     indices: Sequence[int] | None = None,
-    normalization: str = "joint",
+    normalize: str = "joint",
     sign: int | None = None,
     method: str = "native",
     method_options: dict[str, Any] | None = None,
+    normalization: str | None = None,
 ) -> dict[str, Any]:
-    """Explain a batch with the model's own maps, from one forward pass (or, with ``method``,
-    with a post-hoc explainer of :func:`seethrough.explain` for each chosen class).
+    """Explain a batch for pictures: choose classes from one forward pass, then
+    :func:`~seethrough.explain` them (native maps reuse that forward pass).
 
     The model runs in eval mode under ``torch.no_grad()``; every submodule's training flag is
     restored afterwards (so stages kept in eval mode on purpose stay so).
@@ -56,51 +66,48 @@ def explain_batch(
         model: a seethrough model (forward returns :class:`~seethrough.ModelOutput`).
         images: ``B×C×H×W`` normalized images.
         policy, k, labels, indices: which classes to explain, see
-            :func:`~seethrough.explanations.targets.select_classes`.
-        normalization: ``"joint"`` (official SCOUTER: min-max over all classes of the image,
-            computed before the selected classes are picked), ``"per-class"`` or ``"none"``.
+            :func:`~seethrough.explanations.targets.select_classes` (``indices`` with
+            ``policy=None``: the same explicit classes for every image).
+        normalize: as :func:`~seethrough.explain`: ``"joint"`` (official SCOUTER: min-max over
+            all classes of the image; native only), ``"minmax"`` (per map) or ``"none"``. A
+            post-hoc method with ``"joint"`` gets ``"minmax"`` (only native maps have every
+            class). Maps with NaN or Inf are refused (a picture of them would lie).
         sign: +1 if the maps show evidence for their class, -1 if against it (negative
             SCOUTER). ``None`` takes ``model.config["sign"]`` when present, else +1. It does
             not change the maps; it is recorded and labels the rendered panels.
-        method: ``"native"`` or a post-hoc method (``"gradcam"``, ``"scorecam"``, ``"rise"``,
-            ...). Post-hoc maps are min-max normalized per map (``"joint"`` needs every class
-            map, which only native explanations have) unless ``normalization="none"``.
+        method: ``"native"`` or a post-hoc method (``"gradcam"``, ``"scorecam"``, ``"rise"``, ...).
         method_options: options of the post-hoc explainer (e.g. ``target_layer``).
+        normalization: the former name of ``normalize`` (``"per-class"`` = ``"minmax"``); deprecated.
 
     Returns:
         ``{"classes": B×K long, "probs": B×K softmax probabilities of those classes,
-        "maps": B×K×H×W, "logits": B×C, "policy", "normalization", "sign"}`` — tensors on
+        "maps": B×K×H×W, "logits": B×C, "method", "policy", "normalize", "sign"}`` — tensors on
         the device of ``images``.
     """
+    if normalization is not None:
+        warnings.warn("explain_batch(normalization=...) is now normalize= (per-class is called minmax)",
+                      DeprecationWarning, stacklevel=2)
+        normalize = LEGACY_NORMALIZATIONS.get(normalization, normalization)
+    if indices is not None and policy == "pred":
+        policy = None  # explicit classes replace the default policy
     sign = _resolve_sign(model, sign)
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            output = model(images)
-    finally:
-        for module, training in modes:
-            module.training = training
-    logits = output.logits.float()
-    classes = select_classes(logits, policy, k=k, labels=labels, indices=indices)
+    if method.lower() != "native" and normalize == "joint":
+        normalize = "minmax"
+    with torch.no_grad(), eval_mode(model):
+        output = model(images)
+        logits = output.logits.float()
+        classes = select_classes(logits, policy, k=k, labels=labels, indices=indices)
+        maps = explain(model, images, classes, method=method, normalize=normalize, nonfinite="raise",
+                       output=output if method.lower() == "native" else None, **(method_options or {}))
     probs = torch.softmax(logits, dim=1).gather(1, classes)
-    if method.lower() == "native":
-        maps = upsample(gather(normalize(output.maps.float(), normalization), classes), tuple(images.shape[-2:]))
-    else:
-        from .api import explain
-
-        mode = "none" if normalization == "none" else "minmax"
-        maps = torch.stack([explain(model, images, classes[:, index], method=method, normalize=mode,
-                                    **(method_options or {})) for index in range(classes.shape[1])], dim=1)
-        normalization = mode
     return {
         "classes": classes,
         "probs": probs,
         "maps": maps,
         "method": method,
         "logits": logits,
-        "policy": policy,
-        "normalization": normalization,
+        "policy": policy if policy is not None else "explicit",
+        "normalize": normalize,
         "sign": sign,
     }
 
@@ -120,7 +127,7 @@ def render_batch(
     Per image: ``<stem>_explanation.png`` (input + one titled overlay per selected class)
     and ``<stem>_<class name>.png`` (bare overlay at image resolution). Then
     ``explanations.json`` in ``out_dir`` with, per image, the files, class indices, names
-    and probabilities, plus the protocol (policy, normalization, sign, alpha, cmap).
+    and probabilities, plus the protocol (policy, normalize, sign, alpha, cmap).
     Stems and class names are made file-name safe.
 
     Args:
@@ -173,7 +180,7 @@ def render_batch(
     summary = {
         "policy": result.get("policy"),
         "method": result.get("method", "native"),
-        "normalization": result.get("normalization"),
+        "normalize": result.get("normalize"),
         "sign": sign,
         "alpha": alpha,
         "cmap": cmap,

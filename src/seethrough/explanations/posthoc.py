@@ -70,26 +70,31 @@ import numpy as np
 import torch
 from torch import nn
 
-import pytorch_grad_cam as pgc
-from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from ..core.calls import eval_mode, logits_of
+from ..core.inputs import check_targets
+from ..core.minmax import minmax
+from .registry import register_explainer
 
-from ..metrics.inputs import check_targets
-from .api import eval_mode, logits_of, register_explainer
-from .maps import normalize as normalize_maps
-
-#: Registered CAM explainers: name → pytorch_grad_cam class.
-CAM_METHODS: dict[str, type] = {
-    "gradcam": pgc.GradCAM,
-    "gradcam++": pgc.GradCAMPlusPlus,
-    "xgradcam": pgc.XGradCAM,
-    "hirescam": pgc.HiResCAM,
-    "layercam": pgc.LayerCAM,
-    "scorecam": pgc.ScoreCAM,
-    "ablationcam": pgc.AblationCAM,
-    "eigencam": pgc.EigenCAM,
-    "eigengradcam": pgc.EigenGradCAM,
+#: Registered CAM explainers: name → class of ``pytorch_grad_cam`` (imported on first use: the
+#: package is slow to import).
+CAM_METHODS: dict[str, str] = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
 }
+
+
+def cam_class(method: str) -> type:
+    """The ``pytorch_grad_cam`` class of a key of :data:`CAM_METHODS`."""
+    import pytorch_grad_cam
+
+    return getattr(pytorch_grad_cam, CAM_METHODS[method])
 
 #: Masked or ablated images per forward pass when ``batch_size`` is not given: the package's
 #: own defaults (ScoreCAM: 16, ``BATCH_SIZE`` in score_cam.py; AblationCAM: 32).
@@ -262,7 +267,7 @@ class _LogitsOnly(nn.Module):
 def _cam_pass(wrapper: _LogitsOnly, images: torch.Tensor, targets: torch.Tensor, *, method: str, layer: nn.Module,
               transform: Callable, batch_size: int | None, eigen_smooth: bool, progress: bool) -> torch.Tensor:
     """One forward (+ backward) pass and the method's raw map; hooks released afterwards."""
-    cam = CAM_METHODS[method](wrapper, [layer], reshape_transform=transform)
+    cam = cam_class(method)(wrapper, [layer], reshape_transform=transform)
     if method in PACKAGE_BATCH_SIZES:
         cam.batch_size = batch_size or PACKAGE_BATCH_SIZES[method]
     outputs: list[torch.Tensor] = []
@@ -275,7 +280,11 @@ def _cam_pass(wrapper: _LogitsOnly, images: torch.Tensor, targets: torch.Tensor,
         cam.activations_and_grads.release()
         outputs.clear()
     if method == "ablationcam":  # a fresh layer: the package's default argument is one shared instance
-        cam.ablation_layer = pgc.AblationLayerVit() if tokens else pgc.AblationLayer()
+        from pytorch_grad_cam import AblationLayer, AblationLayerVit
+
+        cam.ablation_layer = AblationLayerVit() if tokens else AblationLayer()
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     class_targets = [ClassifierOutputTarget(int(c)) for c in targets.tolist()]
     with _layer_restored(wrapper, layer, cam), _quiet_progress_bars(enabled=not progress):
         raw = cam.get_cam_image(images.detach(), layer, class_targets, activations, grads, eigen_smooth)
@@ -323,13 +332,13 @@ def _activations_and_grads(cam, images: torch.Tensor, targets: torch.Tensor,
 
 def _augmented(wrapper: _LogitsOnly, images: torch.Tensor, targets: torch.Tensor, pass_options: dict) -> torch.Tensor:
     """The package's ``aug_smooth``: mean of per-image min-max normalized de-augmented maps."""
-    probe = CAM_METHODS[pass_options["method"]](wrapper, [pass_options["layer"]])
+    probe = cam_class(pass_options["method"])(wrapper, [pass_options["layer"]])
     probe.activations_and_grads.release()
     maps = []
     for transform in probe.tta_transforms:
         raw = _cam_pass(wrapper, transform.augment_image(images), targets, **pass_options)
         raw = transform.deaugment_mask(raw[:, None])
-        maps.append(normalize_maps(raw, "per-class")[:, 0])
+        maps.append(minmax(raw, (2, 3), nonfinite="raise")[:, 0])
     return torch.stack(maps).mean(dim=0)
 
 
@@ -360,6 +369,8 @@ def _layer_restored(wrapper: nn.Module, layer: nn.Module, cam) -> Iterator[None]
     finally:
         ablation = getattr(cam, "ablation_layer", None)
         if ablation is not None and any(module is ablation for module in wrapper.modules()):
+            from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
+
             replace_layer_recursive(wrapper, ablation, layer)
         for key, hook in list(layer._forward_hooks.items()):
             if getattr(hook, "__self__", None) is cam:
@@ -384,13 +395,11 @@ def _quiet_progress_bars(enabled: bool) -> Iterator[None]:
 
 
 def _register(name: str) -> None:
-    cls = CAM_METHODS[name]
-
     def explainer(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, **options) -> torch.Tensor:
         return cam_maps(model, images, targets, method=name, **options)
 
     explainer.__name__ = explainer.__qualname__ = f"{re.sub(r'[^a-z]', '_', name)}_maps"
-    explainer.__doc__ = (f"``{name}``: raw ``B×h×w`` maps of pytorch_grad_cam.{cls.__name__}; "
+    explainer.__doc__ = (f"``{name}``: raw ``B×h×w`` maps of pytorch_grad_cam.{CAM_METHODS[name]}; "
                          "options as :func:`cam_maps` (target_layer, reshape_transform, batch_size, "
                          "eigen_smooth, aug_smooth, progress).")
     register_explainer(name)(explainer)

@@ -87,7 +87,7 @@ def overlay(
     if heat.min() < -HEAT_TOLERANCE or heat.max() > 1.0 + HEAT_TOLERANCE:
         raise ValueError(
             f"heat map values must be in [0, 1], got [{heat.min():.4g}, {heat.max():.4g}]; "
-            'normalize the maps first (normalization="joint" or "per-class")'
+            'normalize the maps first (normalize="joint" or "minmax")'
         )
     colors = colormap(cmap)(np.clip(heat, 0.0, 1.0))[..., :3] * UINT8_MAX
     blended = (1.0 - alpha) * image.astype(np.float64) + alpha * colors

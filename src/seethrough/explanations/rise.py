@@ -18,7 +18,7 @@ Masked-out pixels take ``substrate`` (default 0 in normalized space, i.e. the da
 colour, as the official code multiplies the normalized image by the mask).
 
 Randomness is per sample: the masks of image ``i`` come from a generator seeded by ``(seed,
-sample_ids[i], RISE_STREAM)`` (:mod:`seethrough.metrics.noise`), drawn on the CPU, so a map
+sample_ids[i], RISE_STREAM)`` (:mod:`seethrough.core.noise`), drawn on the CPU, so a map
 does not depend on the batch it was computed in, on ``batch_size`` or on the device.
 """
 from __future__ import annotations
@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..metrics.inputs import check_sample_ids, check_targets
-from ..metrics.noise import RISE_STREAM, sample_generator
-from ..metrics.scoring import SCORES, target_scores
-from .api import eval_mode, logits_of, register_explainer
+from ..core.calls import eval_mode, logits_of
+from ..core.inputs import check_sample_ids, check_targets
+from ..core.noise import RISE_STREAM, sample_generator
+from ..core.scoring import SCORES, target_scores
+from .registry import register_explainer
 
 #: Number of masks N. The paper's ImageNet setting for ResNet50 (also xplique's default);
 #: the official PyTorch notebook uses 6000 and TorchRay 8000.
@@ -45,7 +46,7 @@ KEEP_PROB = 0.5
 BATCH_SIZE = 100
 #: Default seed of the mask generators.
 SEED = 0
-#: Stream of :func:`seethrough.metrics.noise.sample_generator` used by RISE masks ("RISE" in ASCII),
+#: Stream of :func:`seethrough.core.noise.sample_generator` used by RISE masks ("RISE" in ASCII),
 #: so they never coincide with a metric's noise for the same (seed, sample id).
 
 

@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..metrics.inputs import check_targets
-from ..metrics.spaces import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputSpace
-from .api import eval_mode, logits_of, register_explainer
+from ..core.calls import eval_mode, logits_of
+from ..core.inputs import check_targets
+from ..core.spaces import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputSpace
 from .posthoc import CASTREAM_LAYER_RULE, _grid_transform, castream_target_layer, resolve_target_layer
+from .registry import register_explainer
 
 #: Masked images per forward pass (the original: 128 channels at a time).
 ORIGINAL_MASK_BATCH = 128

@@ -21,8 +21,10 @@ from typing import Mapping, Sequence
 
 import torch
 
-#: Valid values of ``policy``. "topk" is an alias of "pred".
-POLICIES: tuple[str, ...] = ("gt", "pred", "least", "topk", "explicit", "next", "map")
+#: The target policies, by name, everywhere (``explain``, ``explain_batch``, the CLI, protocols).
+#: Besides a name, a policy can be a class-map file (``FILE.json``, :func:`load_class_map`);
+#: explicit classes are given as indices instead of a policy.
+TARGET_POLICIES: tuple[str, ...] = ("gt", "pred", "least", "next")
 #: Suffix that marks a target policy given as a class-map file (``--targets FILE.json``).
 CLASS_MAP_SUFFIX = ".json"
 
@@ -73,7 +75,7 @@ def load_class_map(path: str | Path, num_classes: int | None = None) -> dict[int
 
 def select_classes(
     logits: torch.Tensor,
-    policy: str,
+    policy: str | None = "pred",
     *,
     k: int = 1,
     labels: torch.Tensor | Sequence[int] | None = None,
@@ -84,70 +86,68 @@ def select_classes(
 
     Args:
         logits: ``B×C`` class scores.
-        policy: one of :data:`POLICIES`:
+        policy: one of :data:`TARGET_POLICIES` or a class-map file:
 
             - ``"gt"``: the ground-truth class (``labels``, length ``B``); ``K = 1``, ``k`` ignored.
-            - ``"pred"`` / ``"topk"``: the ``k`` highest logits, most likely first.
+            - ``"pred"``: the ``k`` highest logits, most likely first.
             - ``"least"``: the ``k`` lowest logits, least likely first.
-            - ``"explicit"``: the same distinct ``indices`` for every image, in the given order;
-              ``K = len(indices)``, ``k`` ignored.
             - ``"next"``: ``(label + 1) mod C`` (official SCOUTER ``test.py:41`` for negative
               models, without the wrap-around; needs ``labels``); ``K = 1``.
-            - ``"map"``: ``class_map[label]`` (a class-map file, :func:`load_class_map`;
-              ReScience's least-similar classes); ``K = 1``.
-        k: how many classes for "pred", "topk" and "least" (``1 <= k <= C``).
-        labels: ground-truth class per image, required by "gt".
-        indices: class indices, required by "explicit".
-        class_map: label → class, required by "map".
+            - ``"FILE.json"``: ``class_map[label]`` (:func:`load_class_map`; ReScience's
+              least-similar classes); ``K = 1``. ``class_map`` is that file's mapping when the
+              caller has read it already.
+
+            ``None`` with ``indices``: explicit classes.
+        k: how many classes for "pred" and "least" (``1 <= k <= C``).
+        labels: ground-truth class per image, required by "gt", "next" and class maps.
+        indices: the same distinct class indices for every image, in the given order
+            (``K = len(indices)``); ``policy`` must then be ``None``.
+        class_map: label → class, for a class-map policy (read from the file when not given).
 
     Raises:
-        ValueError: unknown policy, missing ``labels``/``indices``, ``k`` or an index out of range.
+        ValueError: unknown policy, missing ``labels``, ``k`` or an index out of range.
     """
     if logits.ndim != 2:
         raise ValueError(f"expected logits of shape B×C, got {tuple(logits.shape)}")
     batch, num_classes = logits.shape
     device = logits.device
-    if policy == "gt":
-        if labels is None:
-            raise ValueError('policy "gt" explains the ground-truth class and needs labels=')
-        labels = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)
-        if labels.numel() != batch:
-            raise ValueError(f"got {labels.numel()} labels for a batch of {batch} images")
-        _check_range(labels, num_classes, what="label")
-        return labels[:, None]
-    if policy in ("next", "map"):
-        if labels is None:
-            raise ValueError(f'policy "{policy}" is defined from the ground-truth class and needs labels=')
-        labels = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)
-        if labels.numel() != batch:
-            raise ValueError(f"got {labels.numel()} labels for a batch of {batch} images")
-        _check_range(labels, num_classes, what="label")
-        if policy == "next":
-            return ((labels + 1) % num_classes)[:, None]
-        if class_map is None:
-            raise ValueError('policy "map" needs class_map= (label → class, see load_class_map)')
-        missing = [int(v) for v in labels.tolist() if int(v) not in class_map]
-        if missing:
-            raise ValueError(f"the class map has no entry for label {missing[0]}")
-        chosen = torch.tensor([int(class_map[int(v)]) for v in labels.tolist()], dtype=torch.long, device=device)
-        _check_range(chosen, num_classes, what="mapped class")
-        return chosen[:, None]
-    if policy in ("pred", "topk", "least"):
-        if not 1 <= k <= num_classes:
-            raise ValueError(f"k must be between 1 and the class count {num_classes}, got {k}")
-        largest = policy != "least"
-        return torch.topk(logits, k, dim=1, largest=largest, sorted=True).indices
-    if policy == "explicit":
-        if indices is None:
-            raise ValueError('policy "explicit" needs indices= (a list of class indices)')
+    if indices is not None:
+        if policy is not None:
+            raise ValueError(f"explicit class indices {list(indices)} replace the policy; pass policy=None, "
+                             f"not {policy!r}")
         chosen = torch.as_tensor(indices, dtype=torch.long, device=device).reshape(-1)
         if chosen.numel() == 0:
-            raise ValueError('policy "explicit" needs at least one class index')
+            raise ValueError("explicit classes need at least one class index")
         _check_range(chosen, num_classes, what="class index")
         if chosen.unique().numel() != chosen.numel():
             raise ValueError(f"explicit class indices must be distinct, got {chosen.tolist()}")
         return chosen[None, :].expand(batch, -1).clone()
-    raise ValueError(f"unknown class policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+    if policy is None:
+        raise ValueError("give a target policy or explicit class indices (indices=)")
+    if policy in ("pred", "least"):
+        if not 1 <= k <= num_classes:
+            raise ValueError(f"k must be between 1 and the class count {num_classes}, got {k}")
+        return torch.topk(logits, k, dim=1, largest=policy == "pred", sorted=True).indices
+    if policy not in TARGET_POLICIES and not is_class_map_file(policy):
+        raise ValueError(f"unknown target policy {policy!r}; valid: {', '.join(TARGET_POLICIES)}, a class-map "
+                         "file FILE.json, or explicit class indices")
+    if labels is None:
+        raise ValueError(f'target policy "{policy}" is defined from the ground-truth class and needs labels=')
+    labels = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)
+    if labels.numel() != batch:
+        raise ValueError(f"got {labels.numel()} labels for a batch of {batch} images")
+    _check_range(labels, num_classes, what="label")
+    if policy == "gt":
+        return labels[:, None]
+    if policy == "next":
+        return ((labels + 1) % num_classes)[:, None]
+    class_map = load_class_map(policy, num_classes) if class_map is None else class_map
+    missing = [int(v) for v in labels.tolist() if int(v) not in class_map]
+    if missing:
+        raise ValueError(f"the class map {policy} has no entry for label {missing[0]}")
+    chosen = torch.tensor([int(class_map[int(v)]) for v in labels.tolist()], dtype=torch.long, device=device)
+    _check_range(chosen, num_classes, what="mapped class")
+    return chosen[:, None]
 
 
 def _check_range(values: torch.Tensor, num_classes: int, *, what: str) -> None:

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .inputs import check_maps
+from ..core.inputs import check_maps
 
 
 def sparseness(model, images: torch.Tensor | None, maps: torch.Tensor, targets=None, *,

@@ -64,11 +64,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..explanations.api import eval_mode
-from .inputs import check_images, check_maps, check_targets
-from .scoring import DEFAULT_BATCH_SIZE, SCORE_TARGETS, SCORES, scored_classes, target_scores
-from .substrates import (RISE_BLUR_KERNEL_SIZE, RISE_BLUR_SIGMA, SUBSTRATES, SubstrateFn, blur_kernel2d,
-                         make_substrate)
+from ..core.calls import eval_mode
+from ..core.inputs import check_images, check_maps, check_targets
+from ..core.minmax import minmax
+from ..core.scoring import DEFAULT_BATCH_SIZE, SCORE_TARGETS, SCORES, scored_classes, target_scores
+from .substrates import RISE_BLUR_KERNEL_SIZE, RISE_BLUR_SIGMA, SUBSTRATES, SubstrateFn, blur_kernel2d, make_substrate
 
 try:  # the normalization of timm's ImageNet models, the default of the pixel-space masking
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -267,10 +267,7 @@ def saliency_mask(maps: torch.Tensor, map_normalization: str = "minmax") -> torc
     """The mask ``S`` in [0, 1] of ``B×H×W`` finite maps: per-map min-max (a constant map → 0)
     or ``"none"`` (maps used as given; they must already lie in [0, 1])."""
     if map_normalization == "minmax":
-        low = maps.amin(dim=(1, 2), keepdim=True)
-        span = maps.amax(dim=(1, 2), keepdim=True) - low
-        return torch.where(span > 0, (maps - low) / torch.where(span > 0, span, torch.ones_like(span)),
-                           torch.zeros_like(maps))
+        return minmax(maps, (1, 2))
     if map_normalization == "none":
         if bool(((maps < 0) | (maps > 1)).any()):
             raise ValueError(f"map_normalization='none' needs maps in [0, 1], got values in "
@@ -282,7 +279,8 @@ def saliency_mask(maps: torch.Tensor, map_normalization: str = "minmax") -> torc
 def masked_confidences(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets, *,
                        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN, std: Sequence[float] = IMAGENET_DEFAULT_STD,
                        map_normalization: str = "minmax", batch_size: int = DEFAULT_BATCH_SIZE,
-                       metric: str = "this metric", score_target: str = "explained") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       metric: str = "this metric",
+                       score_target: str = "explained") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(Y, O, finite)``: softmax probability of the target on the images and on the images
     masked in pixel space, ``denormalize → × S → normalize``, and the finite-map flags."""
     if model is None:

@@ -4,7 +4,7 @@ Every function follows the metric contract of :mod:`seethrough.metrics`: ``(mode
 maps, targets, *, <ground truth>, <protocol>) -> B`` float values. None of them runs the model
 (``model`` may be ``None``); ``images`` only fixes the expected map size (``None`` skips that
 check). Ground truth is ``masks`` (``B×H×W`` bool) or ``boxes`` (one ``N×4`` ``xyxy`` pixel
-tensor per image, union rule — see :mod:`seethrough.metrics.inputs`).
+tensor per image, union rule — see :mod:`seethrough.core.inputs`).
 
 Shared conventions (each metric's docstring gives its own degenerate values):
 
@@ -35,7 +35,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .inputs import check_maps, check_targets, ground_truth_mask
+from ..core.inputs import check_maps, check_targets, ground_truth_mask
+from ..core.minmax import minmax
 
 #: Pointing-game tolerance in pixels (Zhang et al. 2018; TorchRay's default).
 POINTING_TOLERANCE = 15
@@ -120,7 +121,7 @@ def area_size(model, images: torch.Tensor | None, maps: torch.Tensor, targets=No
         maps, finite = check_maps(maps, images)
     flat = maps.flatten(1)
     if normalize:
-        flat = _minmax(flat)
+        flat = minmax(flat, -1)
     elif finite.any():
         low, high = float(flat[finite].min()), float(flat[finite].max())
         if low < 0 or high > 1:
@@ -532,13 +533,6 @@ def _maps_and_region(images, maps, masks, boxes, metric: str):
     region = ground_truth_mask(masks=masks, boxes=boxes, size=tuple(maps.shape[-2:]), batch=maps.shape[0],
                                device=maps.device, metric=metric)
     return maps, finite, region
-
-
-def _minmax(flat: torch.Tensor) -> torch.Tensor:
-    """Rows stretched to ``[0, 1]``; a constant row becomes zeros."""
-    low = flat.amin(dim=1, keepdim=True)
-    span = flat.amax(dim=1, keepdim=True) - low
-    return (flat - low) / torch.where(span > 0, span, torch.ones_like(span))
 
 
 def _nan_where(values: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ expanded over the channels (``maps[:, None].expand_as(images)``). Perturbations:
   input summed over the square — Yeh et al.'s "binary_I" global explanation of a local map.
   Scale ``square_sizes`` with the image (the default covers 1/28–10/28 of a 28 px side).
 
-``space`` (:mod:`seethrough.metrics.spaces`): ``"normalized"`` (default) perturbs the model's
+``space`` (:mod:`seethrough.core.spaces`): ``"normalized"`` (default) perturbs the model's
 input; ``"pixel"`` denormalizes with ``norm_mean``/``norm_std`` (the images' normalization,
 filled in from the model by ``seethrough evaluate``), perturbs in [0, 1] pixels (Yeh et al.'s
 setting: ``std`` and the square ``baseline`` in pixel units) and normalizes again for the
@@ -77,7 +77,7 @@ SCOUTER setting); :data:`SENSITIVITY_PRESETS` and :data:`INFIDELITY_PRESETS` hol
 published settings, e.g. ``max_sensitivity(..., **SENSITIVITY_PRESETS["captum"])``.
 
 Randomness: the perturbations of every sample come from its own generator seeded by
-``(seed, sample_id)`` (:mod:`seethrough.metrics.noise`), drawn one perturbation at a time in
+``(seed, sample_id)`` (:mod:`seethrough.core.noise`), drawn one perturbation at a time in
 a fixed order, so a value does not depend on the batch size, on ``batch_size`` or on the
 rank. Gaussian and uniform noise is drawn on the images' device (CPU and CUDA streams
 differ); square positions always on the CPU. The ``B·n`` perturbed inputs run ``batch_size``
@@ -92,11 +92,12 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..explanations.api import eval_mode
-from .inputs import check_images, check_maps, check_sample_ids, check_targets
-from .noise import INFIDELITY_STREAM, SENSITIVITY_STREAM, sample_generator
-from .spaces import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputSpace
-from .scoring import DEFAULT_BATCH_SIZE, SCORES, target_scores
+from ..core.calls import eval_mode
+from ..core.inputs import check_images, check_maps, check_sample_ids, check_targets
+from ..core.noise import INFIDELITY_STREAM, SENSITIVITY_STREAM, sample_generator
+from ..core.scoring import DEFAULT_BATCH_SIZE, SCORES, target_scores
+from ..core.spaces import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputSpace
+from ..explanations.api import explain, get_explainer
 
 #: Infidelity perturbations (see module docstring).
 PERTURBATIONS: tuple[str, ...] = ("gaussian", "square", "yeh")
@@ -135,7 +136,7 @@ SENSITIVITY_PRESETS: dict[str, dict[str, Any]] = {
     "quantus": {"radius": 0.2, "num_samples": 200, "norm": "fro", "relative": True},
 }
 
-#: Noise streams of :func:`seethrough.metrics.noise.sample_generator` (one per metric family
+#: Noise streams of :func:`seethrough.core.noise.sample_generator` (one per metric family
 #: member, so infidelity and sensitivity of the same sample draw independent noise; max- and
 #: average-sensitivity share theirs, so avg ≤ max holds sample by sample).
 
@@ -165,8 +166,6 @@ def make_explainer(explainer: str | Callable[..., torch.Tensor] = "native",
     """
     options = dict(explain_options or {})
     if isinstance(explainer, str):
-        from ..explanations.api import get_explainer, explain
-
         method = explainer
         takes_ids = _takes_sample_ids(get_explainer(method.lower())) and "sample_ids" not in options
 

@@ -53,8 +53,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from .inputs import check_images, check_maps, check_sample_ids, check_targets
-from .noise import RANDOMIZATION_STREAM, sample_generator
+from ..core.inputs import check_images, check_maps, check_sample_ids, check_targets
+from ..core.minmax import minmax
+from ..core.noise import RANDOMIZATION_STREAM, sample_generator
 from .robustness import explain_checked, make_explainer, require_model
 from .similarity import spearman, ssim
 
@@ -64,7 +65,7 @@ MODES: tuple[str, ...] = ("cascading", "independent")
 SIMILARITIES: tuple[str, ...] = ("spearman", "ssim")
 #: Re-initialization rules.
 INITS: tuple[str, ...] = ("reset", "normal")
-#: Noise stream of :func:`seethrough.metrics.noise.sample_generator` that seeds the layers.
+#: Noise stream of :func:`seethrough.core.noise.sample_generator` that seeds the layers.
 #: Standard deviation of the fallback normal draw for a parameter without spread.
 FALLBACK_STD = 1.0
 
@@ -121,13 +122,7 @@ def randomize_layer(model: nn.Module, name: str, *, seed: int = 0, init: str = "
 def _similarity(original: torch.Tensor, randomized: torch.Tensor, similarity: str, absolute: bool) -> torch.Tensor:
     if similarity == "spearman":
         return spearman(original, randomized, absolute=absolute)
-    return ssim(_minmax(original), _minmax(randomized))
-
-
-def _minmax(maps: torch.Tensor) -> torch.Tensor:
-    low = maps.flatten(1).amin(dim=1)[:, None, None]
-    span = maps.flatten(1).amax(dim=1)[:, None, None] - low
-    return (maps - low) / torch.where(span > 0, span, torch.ones_like(span))
+    return ssim(minmax(original, (1, 2)), minmax(randomized, (1, 2)))
 
 
 def randomization_check(

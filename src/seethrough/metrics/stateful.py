@@ -11,7 +11,7 @@ The state is every sample's value keyed by its sample id (not running sums), so:
 - under DDP the per-rank states are all-gathered (``torch.distributed``, any backend) and a
   sample that a distributed sampler padded in twice counts once;
 - the report can write a per-sample CSV and mean curves, and percentiles later;
-- NaN values (degenerate maps, see :mod:`seethrough.metrics.inputs`) are kept, counted in
+- NaN values (degenerate maps, see :mod:`seethrough.core.inputs`) are kept, counted in
   ``nan_count`` and excluded from mean and std — never silently averaged in.
 """
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
+
+from .registry import get_metric
 
 #: Keyword arguments a metric function may take from the batch's ground truth.
 GROUND_TRUTH_KEYS: tuple[str, ...] = ("masks", "boxes")
@@ -87,7 +89,6 @@ class Metric:
 
     def __init__(self, metric: str | Callable[..., Any], **protocol: Any):
         if isinstance(metric, str):
-            from . import get_metric  # late: the package imports this module
             self.fn = get_metric(metric)
             self.name = metric
         else:
@@ -98,7 +99,8 @@ class Metric:
         unknown = [key for key in protocol if key not in self.parameters and not accepts_any]
         if unknown:
             valid = [name for name, p in self.parameters.items()
-                     if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in GROUND_TRUTH_KEYS + MAP_KEYS + ("return_details",)]
+                     if p.kind is inspect.Parameter.KEYWORD_ONLY
+                     and name not in GROUND_TRUTH_KEYS + MAP_KEYS + ("return_details",)]
             raise ValueError(f"unknown protocol parameter(s) {', '.join(unknown)} for metric {self.name!r}; "
                              f"valid: {', '.join(valid)}")
         self.protocol = dict(protocol)

@@ -3,7 +3,7 @@ from . import heads  # noqa: F401  (registers the heads)
 from .backbone import Backbone
 from .base import SeeThroughModel
 from .hub import from_pretrained, save_pretrained
-from .official import from_official
+from .official import from_official as from_official
 from .output import ModelOutput
 from .registry import create_model, list_models, register_model
 

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from .registry import create_model
 
 CONFIG_NAME = "config.json"

@@ -6,13 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import yaml
 from torch import nn
 
+from ..core.checkpoint import load_checkpoint
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import backbone_architecture
 from .hub import CONFIG_NAME, from_pretrained, load_state_dict_checked
-from .registry import create_model
+from .registry import create_model_from_config
 
 #: Input size assumed for a model whose card does not record one (timm's usual default).
 DEFAULT_IMG_SIZE = 224
@@ -20,6 +23,8 @@ DEFAULT_IMG_SIZE = 224
 RUN_BEST_DIR = "best"
 #: ``RUN/last`` names the run's last training checkpoint, ``RUN/last.ckpt``.
 RUN_LAST, RUN_LAST_CHECKPOINT = "last", "last.ckpt"
+#: The run's config file (written by ``seethrough train``), which names its data.
+RUN_CONFIG = "config.yaml"
 
 
 @dataclass
@@ -139,16 +144,11 @@ def _card(directory: Path) -> dict:
 
 
 def _from_training_checkpoint(path: Path) -> InferenceModel:
-    from ..engine.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(path)
     if "config" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a seethrough training checkpoint (no config/model entries)")
     cfg, info = ckpt["config"], ckpt.get("data", {})
-    model = create_model(cfg["model"], num_classes=len(info["classes"]), backbone=cfg["backbone"],
-                         pretrained=False, in_chans=cfg["in_chans"], freeze_layers=cfg["freeze_layers"],
-                         output_stride=cfg["output_stride"], stem=cfg.get("stem"),
-                         **cfg.get("model_options", {}))
+    model = create_model_from_config(cfg, num_classes=len(info["classes"]), pretrained=False)
     load_state_dict_checked(model, ckpt["model"], source=str(path))
     return InferenceModel(model.eval(), list(info["classes"]), tuple(info["mean"]), tuple(info["std"]),
                           int(info["img_size"]), str(info.get("resize", "square")),
@@ -158,7 +158,8 @@ def _from_training_checkpoint(path: Path) -> InferenceModel:
 def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[str]) -> None:
     """SCOUTER's ``use_pre``: copy the backbone of a model trained on the same data (usually the
     FC baseline) into ``model``'s backbone (and, for a head that reuses the baseline's
-    classifier such as CA-Stream, its classifier through ``model.init_classifier_from``). Refuses another backbone, stem, input channels or
+    classifier such as CA-Stream, its classifier through ``model.init_classifier_from``). Refuses another
+    backbone, stem, input channels or
     class list, naming what differs."""
     if not resolve_run_path(source).exists():
         raise FileNotFoundError(
@@ -203,3 +204,17 @@ def _differs(key: str, theirs: dict, ours: dict) -> bool:
     if key == "backbone" and theirs.get(key) and ours.get(key):
         return backbone_architecture(theirs[key]) != backbone_architecture(ours[key])
     return theirs.get(key) != ours.get(key)
+
+
+def data_for_run(source: str, data: str | None, data_options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The dataset to evaluate on: ``--data`` if given, else the run's own (``config.yaml``)."""
+    if data is not None:
+        return data, dict(data_options or {})
+    for directory in (Path(source), Path(source).parent):
+        config = directory / RUN_CONFIG
+        if config.is_file():
+            run = yaml.safe_load(config.read_text()) or {}
+            if run.get("data"):
+                return str(run["data"]), {**(run.get("data_options") or {}), **(data_options or {})}
+    raise ValueError(f"{source} does not say which data it was trained on (no {RUN_CONFIG} beside it); "
+                     "pass --data KIND:PATH")

@@ -31,5 +31,6 @@ def sine_position_encoding(height: int, width: int, dim: int, *, device=None, dt
     even = torch.arange(feats, device=device) % 2 == 0
     enc_y = torch.where(even, angle_y.sin(), angle_y.cos())
     enc_x = torch.where(even, angle_x.sin(), angle_x.cos())
-    pos = torch.cat([enc_y[:, None, :].expand(height, width, feats), enc_x[None, :, :].expand(height, width, feats)], -1)
+    pos = torch.cat([enc_y[:, None, :].expand(height, width, feats),
+                     enc_x[None, :, :].expand(height, width, feats)], -1)
     return pos.permute(2, 0, 1).unsqueeze(0).to(dtype)

@@ -19,14 +19,22 @@ for L = CE + 0.8·Clst + 1e-4·L1 + 10·Aln.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .heads.prototype import PrototypeNet
-    from .output import ModelOutput
+from .output import ModelOutput
+
+
+class PrototypeModel(Protocol):
+    """What the losses read of a prototype model (``models.heads.prototype.PrototypeNet``)."""
+
+    config: dict[str, Any]
+    prototype_class_identity: torch.Tensor
+    last_layer: nn.Linear
+    stage: str
 
 #: Default loss weights per model (the papers' / released code's).
 PROTOTYPE_LOSS_DEFAULTS: dict[str, dict[str, float]] = {
@@ -88,7 +96,7 @@ def alignment_loss(similarity_maps: torch.Tensor, min_distances: torch.Tensor, t
                       target)
 
 
-def prototype_loss(model: "PrototypeNet", output: "ModelOutput", labels: torch.Tensor, *,
+def prototype_loss(model: PrototypeModel, output: ModelOutput, labels: torch.Tensor, *,
                    batch: dict | None = None) -> dict[str, torch.Tensor]:
     """Every term, weighted by ``model.config["loss_weights"]``; ``"loss"`` is their sum."""
     weights = model.config["loss_weights"]
@@ -109,7 +117,8 @@ def prototype_loss(model: "PrototypeNet", output: "ModelOutput", labels: torch.T
         target = (batch or {}).get(ATTENTION_TARGET_KEY)
         if target is None:
             raise ValueError(f"model {model.config['name']!r} aligns its words with the base model's Grad-CAM maps "
-                             f"in the {model.stage} stage, but the batch has no {ATTENTION_TARGET_KEY!r}; give the maps "
+                             f"in the {model.stage} stage, but the batch has no {ATTENTION_TARGET_KEY!r}; "
+                             "give the maps "
                              "(see the README's LVW section) or set loss_weights alignment=0")
         terms["alignment"] = alignment_loss(output.extras["prototype_similarity"].float(), min_distances,
                                             target.float(), int(model.config.get("top_k", ALIGNMENT_TOP_K)),

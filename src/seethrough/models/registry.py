@@ -1,7 +1,7 @@
 """Name → constructor registry, in the spirit of ``timm.create_model``."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
@@ -50,3 +50,18 @@ def create_model(
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     return _MODELS[name](num_classes=num_classes, backbone=backbone, pretrained=pretrained, **options)
+
+
+#: Run-config keys that build the model (besides ``model``, ``backbone`` and ``model_options``).
+MODEL_CONFIG_KEYS: tuple[str, ...] = ("in_chans", "freeze_layers", "output_stride", "stem")
+
+
+def create_model_from_config(config: Mapping[str, Any], *, num_classes: int,
+                             pretrained: bool | None = None) -> nn.Module:
+    """The model a run config describes: ``TrainConfig.to_dict()`` or the ``config`` stored in a
+    training checkpoint. ``pretrained`` overrides the config's (``False`` when weights are loaded
+    right after)."""
+    options = {key: config[key] for key in MODEL_CONFIG_KEYS if key in config}
+    return create_model(config["model"], num_classes=num_classes, backbone=config["backbone"],
+                        pretrained=bool(config.get("pretrained", False)) if pretrained is None else pretrained,
+                        **options, **dict(config.get("model_options") or {}))

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..core.minmax import minmax
 from ..explanations.render import denormalize, overlay
 from ..models.heads.prototype import similarity
 from .push import PushResult, _unwrap
@@ -42,6 +43,8 @@ HIGH_ACTIVATION_PERCENTILE = 95
 #: Source images per batched forward pass while rendering.
 RENDER_BATCH = 32
 GALLERY_JSON = "gallery.json"
+#: Where a prototype model's gallery goes, inside its model directory (``RUN/best/prototypes``).
+GALLERY_DIR = "prototypes"
 #: File-name pattern, RGB colours of the drawn boxes and their line width (pixels).
 FILE_PATTERN = "prototype-{j:0{width}d}-{kind}.png"
 RF_BOX_COLOUR, CROP_BOX_COLOUR, BOX_WIDTH = (255, 255, 0), (0, 255, 255), 1
@@ -216,7 +219,8 @@ def this_looks_like_that(model: nn.Module, image_tensor: torch.Tensor, gallery_d
     heats = F.interpolate(output.extras["prototype_similarity"][:, top].float(), size=size, mode="bicubic",
                           align_corners=False)[0].cpu().numpy()
     picture = denormalize(image, mean, std)[0]
-    name = (lambda c: str(classes[c]) if classes is not None else str(c))
+    def name(c: int) -> str:
+        return str(classes[c]) if classes is not None else str(c)
 
     figure = Figure(figsize=(3 * PANEL_INCHES, k * PANEL_INCHES), dpi=FIGURE_DPI)
     FigureCanvasAgg(figure)
@@ -287,8 +291,8 @@ def _class_names(dataset) -> list[str] | None:
 
 
 def _min_max(heat: np.ndarray) -> np.ndarray:
-    low, high = float(heat.min()), float(heat.max())
-    return (heat - low) / (high - low) if high > low else np.zeros_like(heat)
+    """A prototype's activation map stretched to [0, 1] for its overlay (:func:`~seethrough.core.minmax.minmax`)."""
+    return minmax(torch.from_numpy(np.asarray(heat, dtype=np.float32)), (0, 1)).numpy()
 
 
 def _with_box(picture: np.ndarray, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> np.ndarray:

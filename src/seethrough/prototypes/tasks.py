@@ -12,9 +12,8 @@ from torch.utils.data import DataLoader
 
 from ..data import build_dataset
 from ..data.base import collate
-from ..models.loading import load_for_inference
-from .prune import (PRUNE_K, PRUNE_LAST_LAYER_EPOCHS, PRUNE_TAU, find_prunable, pruned_model,
-                    retrain_last_layer)
+from ..models.loading import data_for_run, load_for_inference
+from .prune import PRUNE_K, PRUNE_LAST_LAYER_EPOCHS, PRUNE_TAU, find_prunable, pruned_model, retrain_last_layer
 
 #: What ``prune`` writes beside the pruned model.
 PRUNE_REPORT = "prune.json"
@@ -23,8 +22,6 @@ PRUNE_SHUFFLE_SEED = 0
 
 
 def _loader(source: str, loaded, data: str | None, data_options: dict | None, split: str, batch_size: int):
-    from ..suite import data_for_run
-
     spec, options = data_for_run(source, data, data_options)
     dataset = build_dataset(spec, split, mode="L" if loaded.in_chans == 1 else "RGB", **options)
     if dataset.num_classes != len(loaded.classes):

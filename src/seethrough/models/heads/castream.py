@@ -37,7 +37,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..backbone import Backbone
 from ..base import SeeThroughModel, build_model
@@ -174,7 +173,8 @@ class CAStream(SeeThroughModel):
                              "classifier of an FC baseline run (seethrough train --model fc ...)")
         if self.head_norm is not None:
             raise ValueError(f"backbone {self.config['backbone']!r} has a head LayerNorm that the FC baseline of "
-                             f"{source} never applied; add --model-opt head_norm=false to reuse its classifier as trained")
+                             f"{source} never applied; add --model-opt head_norm=false to reuse its classifier "
+                             "as trained")
         self.classifier.fc.load_state_dict({"weight": baseline.fc.weight, "bias": baseline.fc.bias})
         self.classifier_source = f"use_pre {source}"
 

@@ -143,7 +143,8 @@ def intr(
          f"num_encoder_layers must be ≥ 0, got {num_encoder_layers}"),
         (isinstance(num_decoder_layers, int) and num_decoder_layers >= 1,
          f"num_decoder_layers must be ≥ 1 (the explanation is its cross-attention), got {num_decoder_layers}"),
-        (isinstance(dim_feedforward, int) and dim_feedforward >= 1, f"dim_feedforward must be ≥ 1, got {dim_feedforward}"),
+        (isinstance(dim_feedforward, int) and dim_feedforward >= 1,
+         f"dim_feedforward must be ≥ 1, got {dim_feedforward}"),
         (0 <= dropout < 1, f"dropout must be in [0, 1), got {dropout}"),
         (presence_init in PRESENCE_INITS, f"presence_init must be one of {', '.join(PRESENCE_INITS)}, got "
                                            f"{presence_init!r}"),

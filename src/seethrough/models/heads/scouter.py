@@ -47,7 +47,8 @@ class XSlot(nn.Module):
         num_slots = num_classes * slots_per_class
         # drawn once at construction: slots ~ N(mu, |sigma|) with mu, sigma ~ N(0, 1) per channel
         mu, sigma = torch.randn(1, 1, dim), torch.randn(1, 1, dim)
-        self.initial_slots = nn.Parameter(torch.normal(mu.expand(1, num_slots, dim), sigma.abs().expand(1, num_slots, dim)))
+        self.initial_slots = nn.Parameter(torch.normal(mu.expand(1, num_slots, dim),
+                                                       sigma.abs().expand(1, num_slots, dim)))
         layers: list[nn.Module] = [nn.Linear(dim, dim)]
         for _ in range(to_k_layer - 1):
             layers += [nn.ReLU(inplace=True), nn.Linear(dim, dim)]
@@ -146,13 +147,16 @@ def scouter(
     sign = sign if sign is not None else (loss_status if loss_status is not None else 1)
     checks = [
         (sign in (1, -1), f"sign (loss_status) must be +1 (positive) or -1 (negative), got {sign}"),
-        (isinstance(slots_per_class, int) and slots_per_class >= 1, f"slots_per_class must be ≥ 1, got {slots_per_class}"),
-        (hidden_dim > 0 and hidden_dim % 2 == 0, f"hidden_dim must be positive and even (sine encoding), got {hidden_dim}"),
+        (isinstance(slots_per_class, int) and slots_per_class >= 1,
+         f"slots_per_class must be ≥ 1, got {slots_per_class}"),
+        (hidden_dim > 0 and hidden_dim % 2 == 0,
+         f"hidden_dim must be positive and even (sine encoding), got {hidden_dim}"),
         (lambda_value >= 0, f"lambda_value must be ≥ 0, got {lambda_value}"),
         (power >= 0, f"power must be ≥ 0, got {power}"),
         (iters >= 1, f"iters must be ≥ 1, got {iters}"),
         (to_k_layer >= 1, f"to_k_layer must be ≥ 1, got {to_k_layer}"),
-        (normalization in NORMALIZATIONS, f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}"),
+        (normalization in NORMALIZATIONS,
+         f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,4 +1,4 @@
-"""Explain image files with a trained model (``seethrough explain``)."""
+"""Explain image files with a trained model: the work behind ``seethrough explain``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,21 +7,22 @@ from typing import Sequence
 import torch
 
 from ..data import RawSample, open_image
-from ..models.loading import load_for_inference
-from .heads import explain_heads, render_heads
-from .native import explain_batch, render_batch
-from .render import denormalize
+from ..explanations.heads import explain_heads, render_heads
+from ..explanations.native import explain_batch, render_batch
+from ..explanations.render import denormalize
+from ..models.loading import RUN_BEST_DIR, load_for_inference
+from ..prototypes.gallery import GALLERY_DIR, this_looks_like_that
 
 
 def explain_files(checkpoint: str, images: Sequence[str | Path], out: str | Path, *, policy: str = "pred",
                   k: int = 3, indices: Sequence[int] | None = None, labels: Sequence[int] | None = None,
-                  normalization: str = "joint", alpha: float = 0.4, cmap: str = "jet", method: str = "native",
+                  normalize: str = "joint", alpha: float = 0.4, cmap: str = "jet", method: str = "native",
                   method_options: dict | None = None, geometry: dict | None = None) -> list[Path]:
     """Load the model, preprocess the files as in training (``geometry``: ``img_size`` / ``mean`` /
     ``std`` overrides), render overlays into ``out``."""
     loaded, batch = _load(checkpoint, images, labels, geometry)
     result = explain_batch(loaded.model, batch, policy=policy, k=k, labels=labels, indices=indices,
-                           normalization=normalization, method=method, method_options=method_options)
+                           normalize=normalize, method=method, method_options=method_options)
     stems = [Path(p).stem for p in images]
     return render_batch(result, denormalize(batch, loaded.mean, loaded.std), loaded.classes, out, stems,
                         alpha=alpha, cmap=cmap)
@@ -42,15 +43,12 @@ def explain_files_prototypes(checkpoint: str, images: Sequence[str | Path], out:
                              k: int = 3, geometry: dict | None = None) -> list[Path]:
     """ProtoPNet's "this looks like that" for image files: each image's ``k`` most activated
     prototypes next to their source patches from the model's gallery (``best/prototypes``)."""
-    from ..prototypes.gallery import this_looks_like_that
-    from ..engine.staged_run import BEST_DIR, GALLERY_DIR
-
     loaded, batch = _load(checkpoint, images, None, geometry)
     root = Path(checkpoint)
-    gallery = next((d for d in (root / BEST_DIR / GALLERY_DIR, root / GALLERY_DIR, root.parent / GALLERY_DIR)
+    gallery = next((d for d in (root / RUN_BEST_DIR / GALLERY_DIR, root / GALLERY_DIR, root.parent / GALLERY_DIR)
                     if (d / "gallery.json").is_file()), None)
     if gallery is None:
-        raise FileNotFoundError(f"{checkpoint} has no prototype gallery ({BEST_DIR}/{GALLERY_DIR}/gallery.json): it is "
+        raise FileNotFoundError(f"{checkpoint} has no prototype gallery ({RUN_BEST_DIR}/{GALLERY_DIR}/gallery.json): it is "
                                 "written at the end of a prototype model's training once a push has run")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -43,10 +43,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .hub import load_state_dict_checked
-from .official import register_converter, unwrap_state_dict
-from .official_intr import RESNETS, resnet_name
-from .registry import create_model
+from ..hub import load_state_dict_checked
+from ..registry import create_model
+from ._common import RESNETS, register_converter, resnet_name, unwrap_state_dict
 
 #: Where the original's training scripts put the weights (``engine/routines.py``).
 CHECKPOINT_KEYS = ("model_sdict", "model", "state_dict")
@@ -54,7 +53,7 @@ OFFICIAL_TOKEN, OWN_TOKEN = "cls_token", "stream.cls_token"
 OWN_BACKBONE, OWN_FC, OWN_BLOCKS = "backbone.body.", "classifier.fc.", "stream.blocks."
 #: The original ResNet's stream blocks, in tap order (maxpool, layer1, layer2, layer3, layer4).
 RESNET_BLOCKS = ("base", "l1", "l2", "l3", "l4")
-# The original's ResNets are torchvision's (official_intr.RESNETS, shared with DETR). Its
+# The original's ResNets are torchvision's (``_common.RESNETS``, shared with DETR). Its
 # ResNeXt / wide ResNet entries of ``dict_clsv1`` build no CA model (``resnext50_32x4d_clsv1`` is
 # torchvision's plain model; the others, and ``resnet152``, pass an extra positional ``project``
 # to ``_resnet`` and fail); 152 is kept because its layout is known.

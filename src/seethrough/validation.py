@@ -1,4 +1,5 @@
-"""Accuracy of a trained model on a dataset split (``seethrough eval``)."""
+"""Validation: accuracy of a trained model on a dataset split (``seethrough validate``,
+``seethrough.validate``). Explanation metrics are :func:`seethrough.evaluate`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,16 +10,16 @@ from lightning.fabric import Fabric
 from .config import TrainConfig
 from .data import build_dataset
 from .engine.data import make_loader
-from .engine.evaluate import evaluate_accuracy
 from .engine.predictions import PredictionRecorder
+from .engine.validate import validate_model
 from .models.loading import load_for_inference
 
 
-def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_options: dict | None = None,
-                        batch_size: int = 64, workers: int = 2, accelerator: str = "auto",
-                        on_bad_image: str = "error", predictions: str | Path | None = None,
-                        img_size: int | None = None, mean: Sequence[float] | None = None,
-                        std: Sequence[float] | None = None) -> dict[str, Any]:
+def validate(checkpoint: str, data: str, *, split: str = "val", data_options: dict | None = None,
+             batch_size: int = 64, workers: int = 2, accelerator: str = "auto",
+             on_bad_image: str = "error", predictions: str | Path | None = None,
+             img_size: int | None = None, mean: Sequence[float] | None = None,
+             std: Sequence[float] | None = None) -> dict[str, Any]:
     """Top-1/top-5 accuracy and loss of ``checkpoint`` on ``split`` of ``data``, with the
     preprocessing (size, resize rule, mean, std) the model was trained with — or, for a
     converted checkpoint, the original's (``img_size``, ``mean``, ``std`` override it).
@@ -48,7 +49,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, *, split: str = "val", data_
                                       use_distributed_sampler=False)
     model = fabric.setup(loaded.model)
     recorder = PredictionRecorder(loaded.classes) if predictions is not None else None
-    result = evaluate_accuracy(model, loader, fabric, on_batch=recorder)
+    result = validate_model(model, loader, fabric, on_batch=recorder)
     geometry = {"img_size": loaded.img_size, "resize": loaded.resize, "mean": list(loaded.mean),
                 "std": list(loaded.std)}
     report = {"checkpoint": str(checkpoint), "data": data, "split": split, **result, "input": geometry}

@@ -84,7 +84,8 @@ def check_sample_ids(sample_ids: torch.Tensor | Sequence[int] | None, batch: int
     return ids
 
 
-def boxes_to_mask(boxes: Sequence[torch.Tensor], size: tuple[int, int], device: torch.device | None = None) -> torch.Tensor:
+def boxes_to_mask(boxes: Sequence[torch.Tensor], size: tuple[int, int],
+                  device: torch.device | None = None) -> torch.Tensor:
     """Union mask ``B×H×W`` of per-image ``N×4`` pixel ``xyxy`` boxes.
 
     A pixel (row ``y``, column ``x``) is inside a box when its centre ``(x + 0.5, y + 0.5)``

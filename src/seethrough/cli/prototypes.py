@@ -6,9 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .cli import _fail, _parse_set, console
-
-prototypes_app = typer.Typer(no_args_is_help=True, help="Prototype models (protopnet, lvw): prune, LVW targets and IoU.")
+from ._common import console, fail, parse_set, prototypes_app
 
 
 @prototypes_app.command()
@@ -24,13 +22,13 @@ def prune(
     last_layer_epochs: int = typer.Option(100, help="Then retrain the last layer this many epochs (Adam 1e-4) on the same images, as run_pruning.py; 0: prune only."),
 ) -> None:
     """ProtoPNet's pruning: drop prototypes whose k nearest training images are mostly of other classes."""
-    from .prototypes.tasks import prune_model
+    from ..prototypes.tasks import prune_model
 
     try:
-        report = prune_model(model, out, data=data, data_options=_parse_set(data_opt, "--data-opt") or None,
+        report = prune_model(model, out, data=data, data_options=parse_set(data_opt, "--data-opt") or None,
                              split=split, k=k, tau=tau, batch_size=batch_size, last_layer_epochs=last_layer_epochs)
     except (ValueError, FileNotFoundError) as err:
-        _fail(err)
+        fail(err)
     console.print(f"kept {len(report['kept'])} prototypes, pruned {len(report['pruned'])} "
                   f"(k={k}, tau={tau}); model and prune.json in {out}/")
 
@@ -48,15 +46,15 @@ def attention_maps(
     accelerator: str = typer.Option("cpu"),
 ) -> None:
     """LVW's alignment targets: the base model's Grad-CAM maps, min-max, at its input size, keyed by sample id."""
-    from .prototypes.gradcam_targets import compute_gradcam_targets
-    from .suite import data_for_run
+    from ..models.loading import data_for_run
+    from ..prototypes.gradcam_targets import compute_gradcam_targets
 
     try:
-        spec, options = data_for_run(base, data, _parse_set(data_opt, "--data-opt") or None)
+        spec, options = data_for_run(base, data, parse_set(data_opt, "--data-opt") or None)
         path = compute_gradcam_targets(base, spec, split=split, data_options=options, out=out, batch_size=batch_size,
                                        target_layer=target_layer, accelerator=accelerator, target=target)
     except (ValueError, FileNotFoundError, LookupError) as err:
-        _fail(err)
+        fail(err)
     console.print(f"wrote {path}")
 
 
@@ -73,13 +71,13 @@ def iou(
     out: Optional[Path] = typer.Option(None, help="Write the result as JSON."),
 ) -> None:
     """LVW's IoU between the model's top-k word map and the base model's Grad-CAM (top and bottom conventions, chance)."""
-    from .prototypes.tasks import lvw_iou_run
+    from ..prototypes.tasks import lvw_iou_run
 
     try:
-        result = lvw_iou_run(model, maps, data=data, data_options=_parse_set(data_opt, "--data-opt") or None,
+        result = lvw_iou_run(model, maps, data=data, data_options=parse_set(data_opt, "--data-opt") or None,
                              split=split, percentile=percentile, top_k=top_k, batch_size=batch_size, out=out)
     except (ValueError, FileNotFoundError, LookupError) as err:
-        _fail(err)
+        fail(err)
     for convention in ("top", "bottom"):
         r = result[convention]
         console.print(f"IoU at percentile {percentile:g} ({convention} region): {r['mean']:.4f} "

@@ -29,9 +29,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .hub import load_state_dict_checked
-from .official import mismatched_keys, register_converter, unwrap_state_dict
-from .registry import create_model
+from ..hub import load_state_dict_checked
+from ..registry import create_model
+from ._common import DETR_BACKBONE_PREFIX, mismatched_keys, register_converter, resnet_name, unwrap_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +44,11 @@ DETR_SEGM_HEADS = ("bbox_attention.", "mask_head.")
 DETR_SEGM_PREFIX = "detr."
 #: DETR's learned position encoding (``--position_embedding learned``); INTR uses the sine one.
 LEARNED_POSITION_PREFIX = "backbone.1."
-OFFICIAL_BACKBONE_PREFIX, OWN_BACKBONE_PREFIX = "backbone.0.body.", "backbone.body."
+OFFICIAL_BACKBONE_PREFIX, OWN_BACKBONE_PREFIX = DETR_BACKBONE_PREFIX, "backbone.body."
 OFFICIAL_PRESENCE_PREFIX, OWN_PRESENCE_PREFIX = "presence_vector.", "presence."
 QUERY_KEY = "query_embed.weight"
 #: ``--dilation`` (DETR's DC5 models): layer4's stride replaced by dilation → output stride 16.
 DILATION_OUTPUT_STRIDE = 16
-#: torchvision ResNets (DETR's ``--backbone``) by block type and blocks per stage; timm has the
-#: same parameter names under the same model names.
-RESNETS = {
-    ("basic", (2, 2, 2, 2)): "resnet18",
-    ("basic", (3, 4, 6, 3)): "resnet34",
-    ("bottleneck", (3, 4, 6, 3)): "resnet50",
-    ("bottleneck", (3, 4, 23, 3)): "resnet101",
-    ("bottleneck", (3, 8, 36, 3)): "resnet152",
-}
 #: INTR's main.py defaults for what the weights do not record.
 INTR_DEFAULTS = dict(nheads=8, dropout=0.1)
 #: The original's argument names (main.py) → ours; both are accepted as options.
@@ -289,16 +280,6 @@ def _check_option(options: dict, key: str, inferred: int, source: str, tensor: t
         raise ValueError(f"{key}={given} was given, but the checkpoint's {source} has shape "
                          f"{tuple(tensor.shape)} (expected {expected(given)} for {key}={given}); "
                          f"drop {key}= to use the checkpoint's {inferred}")
-
-
-def resnet_name(state: Mapping[str, torch.Tensor], prefix: str = OFFICIAL_BACKBONE_PREFIX) -> str | None:
-    """The torchvision ResNet (DETR's ``--backbone``) whose blocks the backbone weights have, if any."""
-    blocks = []
-    for stage in range(1, 5):
-        found = {int(m.group(1)) for k in state if (m := re.match(rf"{re.escape(prefix)}layer{stage}\.(\d+)\.", k))}
-        blocks.append(len(found))
-    block = "bottleneck" if f"{prefix}layer1.0.conv3.weight" in state else "basic"
-    return RESNETS.get((block, tuple(blocks)))
 
 
 def _rename(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

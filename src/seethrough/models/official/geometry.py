@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 #: SCOUTER's input size (train.py ``--img_size`` default, used by every README command).
 SCOUTER_IMG_SIZE = 260

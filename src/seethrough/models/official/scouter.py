@@ -1,132 +1,18 @@
-"""Build seethrough models from checkpoints of the original implementations.
-
-``from_official(kind, state_dict_or_path, **options)`` reads a checkpoint written by the
-original code of a paper, renames its parameters, builds the matching seethrough model with
-:func:`seethrough.create_model` and loads the weights strictly, so the forward pass matches
-the original to float tolerance. Each original gets a *converter* registered under a *kind*
-(``list_official()`` names them); converters for INTR/DETR, CA-Stream, ProtoPNet and LVW
-register here the same way as SCOUTER's.
-
-Checkpoint files are read with ``torch.load(weights_only=True)`` (no code runs while
-loading). ``argparse.Namespace`` is allowed in addition, because SCOUTER's and DETR's
-training scripts store their command line in the checkpoint; any other pickled Python object
-is refused with instructions to re-save the weights once. ``.safetensors`` files are read
-with safetensors.
-"""
+"""SCOUTER's checkpoints (Li et al., ICCV 2021; wbw520/scouter, ``sloter/slot_model.py``): the
+FC baseline and the slot classifier, kind ``"scouter"``."""
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import timm
 import torch
 from torch import nn
 
-from .hub import load_state_dict_checked
-from .registry import create_model
-
-Converter = Callable[..., nn.Module]
-_CONVERTERS: dict[str, Converter] = {}
-
-#: Globals allowed while unpickling a checkpoint besides tensors and containers: the training
-#: scripts of SCOUTER and DETR save their ``argparse`` arguments next to the weights.
-SAFE_GLOBALS = [argparse.Namespace]
-
-
-def register_converter(kind: str) -> Callable[[Converter], Converter]:
-    """Decorator registering ``fn(checkpoint, **options) -> nn.Module`` under ``kind``.
-
-    ``checkpoint`` is what the user passed, or what the file held: a state dict or a dict
-    wrapping one (e.g. ``{"model": state_dict, "args": Namespace(...)}``).
-    """
-
-    def wrap(fn: Converter) -> Converter:
-        if kind in _CONVERTERS:
-            raise ValueError(f"official converter {kind!r} is registered twice")
-        _CONVERTERS[kind] = fn
-        return fn
-
-    return wrap
-
-
-def list_official() -> list[str]:
-    """Kinds accepted by :func:`from_official`."""
-    return sorted(_CONVERTERS)
-
-
-def from_official(kind: str, state_dict_or_path: str | Path | Mapping[str, Any], **options) -> nn.Module:
-    """Build a seethrough model from a checkpoint of an original implementation.
-
-    Args:
-        kind: which original wrote the checkpoint (see :func:`list_official`), e.g. ``"scouter"``.
-        state_dict_or_path: a path to a checkpoint file, a state dict, or a dict holding one
-            under ``"model"`` (as the original training scripts save it).
-        **options: what the state dict does not record (the backbone's timm name, the loss
-            sign, ...); each converter's docstring lists them.
-
-    Returns:
-        The seethrough model (in training mode, like any new module: call ``.eval()`` for
-        inference). Its ``config`` rebuilds it, so ``model.save_pretrained(dir)`` works.
-    """
-    if kind not in _CONVERTERS:
-        raise ValueError(f"unknown official kind {kind!r}; choose one of {', '.join(list_official())}")
-    checkpoint = state_dict_or_path
-    if isinstance(checkpoint, (str, Path)):
-        checkpoint = load_checkpoint_file(checkpoint)
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError(f"from_official expects a path, a state dict or a dict with a 'model' entry; "
-                        f"got {type(checkpoint).__name__}")
-    return _CONVERTERS[kind](checkpoint, **options)
-
-
-def load_checkpoint_file(path: str | Path) -> Any:
-    """Read a checkpoint on CPU without executing pickled code (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f" (it contains {found.group(1)})" if found else ""
-        raise ValueError(
-            f"{path} holds pickled Python objects besides tensors{what}, which seethrough does not "
-            "unpickle because that can run arbitrary code. If you trust the file, re-save its weights "
-            "once, e.g.\n"
-            "    python -c \"import torch; ck = torch.load('IN.pth', map_location='cpu', weights_only=False); "
-            "sd = ck.get('model', ck) if isinstance(ck, dict) else ck.state_dict(); "
-            "torch.save(sd, 'OUT.pth')\"\n"
-            "and pass OUT.pth (or the state dict itself) to from_official. A whole pickled model (ProtoPNet's "
-            "and LVW's save.py write torch.save(model)) unpickles only where its classes import: run that "
-            "command inside the original repository's directory."
-        ) from err
-
-
-def unwrap_state_dict(checkpoint: Mapping[str, Any],
-                      keys: tuple[str, ...] = ("model", "state_dict")) -> dict[str, torch.Tensor]:
-    """The state dict inside ``checkpoint`` (under one of ``keys``, or ``checkpoint`` itself),
-    with a ``module.`` prefix (a model saved from inside DistributedDataParallel) removed."""
-    for key in keys:
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    state = dict(checkpoint)
-    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise ValueError("expected a state dict (names → tensors) or a dict with one under "
-                         f"{' or '.join(map(repr, keys))}; found non-tensor entries {not_tensors[:5]}")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
+from ..hub import load_state_dict_checked
+from ..registry import create_model
+from ._common import mismatched_keys, register_converter, unwrap_state_dict
 
 # ---------------------------------------------------------------------------------------------
 # SCOUTER (Li et al., ICCV 2021; wbw520/scouter, sloter/slot_model.py)
@@ -332,11 +218,6 @@ def _scouter_slot_config(state: Mapping[str, torch.Tensor], options: dict) -> di
     return config
 
 
-def mismatched_keys(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> set[str]:
-    """Keys present on one side only, or with different shapes (what a converter's hint explains)."""
-    return set(own) ^ set(state) | {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
-
-
 def _check_given(options: dict, key: str, inferred: int, source: str) -> None:
     given = options.pop(key, None)
     if given is not None and given != inferred:
@@ -361,9 +242,3 @@ def _scouter_hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapp
     if any(k.startswith("slot.") for k in bad):
         hints.append("the slot module does not fit: check num_classes / slots_per_class")
     return "Fix: " + "; ".join(hints or ["check the backbone option"])
-
-
-# Converters living in their own files register themselves on import (kept last: they import this module).
-from . import official_intr  # noqa: E402,F401  (kinds "detr", "intr")
-from . import official_castream  # noqa: E402,F401  (kind "castream")
-from . import official_prototype  # noqa: E402,F401  (kinds "protopnet", "lvw")

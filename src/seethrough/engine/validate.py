@@ -1,4 +1,4 @@
-"""Accuracy of a model over a loader, summed per sample and all-reduced across ranks; and
+"""Validation: accuracy of a model over a loader, summed per sample and all-reduced across ranks; and
 :func:`forward_batch`, the one place a batch meets a model (with its padding mask if any)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from ..data.base import PADDING_MASK
 from ..models.output import ModelOutput
-from .accuracy import TOPK, topk_correct
+from .accuracy import EpochSums
 
 
 def accepts_padding_mask(model: nn.Module) -> bool:
@@ -41,29 +41,21 @@ def forward_batch(model: nn.Module, batch: dict) -> ModelOutput:
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: torch.nn.Module, loader: DataLoader, fabric: Fabric,
-                      on_batch: Callable[[dict, torch.Tensor], None] | None = None) -> dict[str, float]:
+def validate_model(model: torch.nn.Module, loader: DataLoader, fabric: Fabric,
+                   on_batch: Callable[[dict, torch.Tensor], None] | None = None) -> dict[str, float]:
     """``{"acc1", "acc5", "loss", "samples", "skipped"}`` over every sample of ``loader``;
     ``on_batch(batch, logits)`` sees every batch's logits (e.g. per-sample predictions)."""
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3 + len(TOPK), dtype=torch.float64, device=fabric.device)  # n, loss, skipped, top-k
+    sums = EpochSums(fabric.device)
     for batch in loader:
-        sums[2] += batch["skipped"]
+        sums.add_skipped(batch["skipped"])
         if "image" not in batch:
             continue
         out = forward_batch(model, batch)
         if on_batch is not None:
             on_batch(batch, out.logits)
         labels = batch["label"]
-        sums[0] += labels.numel()
-        sums[1] += torch.nn.functional.cross_entropy(out.logits.float(), labels, reduction="sum")
-        for i, count in enumerate(topk_correct(out.logits, labels).values()):
-            sums[3 + i] += count
+        sums.add(out.logits, labels, torch.nn.functional.cross_entropy(out.logits.float(), labels, reduction="sum"))
     model.train(was_training)
-    sums = fabric.all_reduce(sums, reduce_op="sum") if fabric.world_size > 1 else sums
-    n = max(sums[0].item(), 1.0)
-    result = {"samples": int(sums[0].item()), "skipped": int(sums[2].item()), "loss": sums[1].item() / n}
-    for i, k in enumerate(TOPK):
-        result[f"acc{k}"] = sums[3 + i].item() / n
-    return result
+    return sums.all_reduce(fabric).summary()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..explanations.api import logits_of
+from .calls import logits_of
 
 #: Images per forward pass when a metric evaluates many perturbed copies.
 DEFAULT_BATCH_SIZE = 64

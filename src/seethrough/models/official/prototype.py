@@ -33,10 +33,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .hub import load_state_dict_checked
-from .official import register_converter, unwrap_state_dict
-from .official_intr import RESNETS, resnet_name
-from .registry import create_model
+from ..hub import load_state_dict_checked
+from ..registry import create_model
+from ._common import RESNETS, register_converter, resnet_name, unwrap_state_dict
 
 CHECKPOINT_KEYS = ("model", "state_dict")
 OFFICIAL_FEATURES, OWN_BACKBONE = "features.", "backbone.body."

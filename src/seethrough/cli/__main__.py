@@ -1,0 +1,4 @@
+"""``python -m seethrough.cli``."""
+from . import main
+
+main()
