@@ -95,7 +95,9 @@ def render_prototype_views(run_dir: Path, data_options: dict[str, Any]) -> dict[
     pictures = []
     for i in range(NUM_PROTOTYPE_PICTURES):
         path = run_dir / "pictures" / f"val{i:03d}_this_looks_like_that.png"
-        this_looks_like_that(loaded.model, val[i]["image"], gallery, path, k=3, mean=loaded.mean, std=loaded.std,
+        sample = val[i]
+        assert sample is not None, "the synthetic data has no unreadable images"
+        this_looks_like_that(loaded.model, sample["image"], gallery, path, k=3, mean=loaded.mean, std=loaded.std,
                              classes=loaded.classes)
         pictures.append(str(path))
     return {"gallery": str(gallery), "this_looks_like_that": pictures}

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from lightning.fabric import Fabric
@@ -190,9 +190,9 @@ class _State:
 
     def finish(self, fabric: Fabric, label: str, source: str, metrics: dict[str, dict[str, Metric]],
                data: dict[str, Any]) -> ModelResult:
-        counts = fabric.all_reduce(torch.tensor([self.correct, self.seen, self.bad_images], dtype=torch.float64,
-                                                device=fabric.device), reduce_op="sum").cpu()
-        seconds = {key: float(fabric.all_reduce(torch.tensor(value, device=fabric.device), reduce_op="sum"))
+        counts = _summed(fabric, torch.tensor([self.correct, self.seen, self.bad_images], dtype=torch.float64,
+                                              device=fabric.device)).cpu()
+        seconds = {key: float(_summed(fabric, torch.tensor(value, device=fabric.device)))
                    for key, value in self.seconds.items()}
         seen = max(float(counts[1]), 1.0)
         # every rank computes (gathers) every metric, then empty ones are reported as skipped
@@ -362,3 +362,8 @@ class _progress:
 
     def __exit__(self, *exc) -> None:
         self.bar.__exit__(*exc)
+
+
+def _summed(fabric: Fabric, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over every rank."""
+    return cast(torch.Tensor, fabric.all_reduce(tensor, reduce_op="sum"))

@@ -9,7 +9,7 @@ from lightning.fabric import Fabric
 
 from .config import TrainConfig
 from .data import build_dataset
-from .engine.data import make_loader
+from .engine.data import make_loader, setup_loader
 from .engine.predictions import PredictionRecorder
 from .engine.validate import validate_model
 from .models.loading import load_for_inference
@@ -45,8 +45,7 @@ def validate(checkpoint: str, data: str, *, split: str = "val", data_options: di
     dataset.transform = loaded.transform()   # as trained (resize detr: aspect kept, padded batches)
     fabric = Fabric(accelerator=accelerator, devices=1)
     cfg = TrainConfig(batch_size=batch_size, workers=workers)
-    loader = fabric.setup_dataloaders(make_loader(dataset, cfg, train=False, rank=0, world_size=1),
-                                      use_distributed_sampler=False)
+    loader = setup_loader(fabric, make_loader(dataset, cfg, train=False, rank=0, world_size=1))
     model = fabric.setup(loaded.model)
     recorder = PredictionRecorder(loaded.classes) if predictions is not None else None
     result = validate_model(model, loader, fabric, on_batch=recorder)
@@ -55,6 +54,6 @@ def validate(checkpoint: str, data: str, *, split: str = "val", data_options: di
     report = {"checkpoint": str(checkpoint), "data": data, "split": split, **result, "input": geometry}
     if unused:
         report["unused_outputs"] = unused
-    if recorder is not None:
+    if recorder is not None and predictions is not None:
         report["predictions"] = str(recorder.write_csv(predictions))
     return report

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -18,6 +18,7 @@ def convert(
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="KEY=VALUE the checkpoint does not record, e.g. backbone=resnest50d."),
 ) -> None:
     """Convert an original implementation's checkpoint into a seethrough model directory."""
+    from ..models.hub import save_pretrained
     from ..models.official import from_official, original_geometry
 
     try:
@@ -25,7 +26,8 @@ def convert(
     except (ValueError, FileNotFoundError, TypeError) as err:
         fail(err)
     geometry = original_geometry(kind, model)   # the original's evaluation input (size, resize, mean/std)
-    model.save_pretrained(out, converted_from=f"{kind}:{checkpoint}", **geometry)
-    console.print(f"wrote {out}/ ({model.config['name']}, backbone {model.config['backbone']}, "
-                  f"{model.config['num_classes']} classes; evaluated as the original: "
+    save_pretrained(model, out, converted_from=f"{kind}:{checkpoint}", **geometry)
+    config: dict[str, Any] = getattr(model, "config")  # noqa: B009  (every converted model has its config)
+    console.print(f"wrote {out}/ ({config['name']}, backbone {config['backbone']}, "
+                  f"{config['num_classes']} classes; evaluated as the original: "
                   f"{json.dumps(geometry) if geometry else 'no recorded geometry'})")

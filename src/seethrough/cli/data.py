@@ -23,7 +23,8 @@ def imagenet_val(
     base = root if (root / "val").is_dir() else root.parent  # ROOT may be the flat val folder itself
     out = out or base / "val_by_synset"
     try:
-        report = regroup_val(root, csv or base / "LOC_val_solution.csv", out, method=method, dry_run=dry_run)
+        report = regroup_val(root, csv or base / "LOC_val_solution.csv", out, method=method,  # type: ignore[arg-type]  # checked there
+                             dry_run=dry_run)
     except (ValueError, FileNotFoundError, OSError) as err:
         fail(err)
     console.print(report["summary"])

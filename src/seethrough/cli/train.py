@@ -85,5 +85,5 @@ def train(
         summary = run_training(cfg)
     except (ValueError, FileNotFoundError) as err:
         fail(err)
-    if rank_zero_only.rank == 0:
+    if getattr(rank_zero_only, "rank", 0) == 0:
         console.print(f"summary: {Path(cfg.out) / 'summary.json'}  (val acc1 {summary['val_acc1']:.4f})")

@@ -33,11 +33,12 @@ class InputSpace:
         if space not in INPUT_SPACES:
             raise ValueError(f"{metric}: unknown space {space!r}; valid: {', '.join(INPUT_SPACES)}")
         self.space = space
-        self.mean = self.std = None
-        if space != "pixel":   # the normalized space needs no statistics (any channel count)
+        # the normalized space needs no statistics: identity maps (any channel count)
+        self.mean, self.std = torch.zeros(()), torch.ones(())
+        if space != "pixel":
             return
         channels = images.shape[1]
-        stats = []
+        stats: list[torch.Tensor] = []
         for name, value in ((names[0], mean), (names[1], std)):
             t = torch.as_tensor(value, dtype=images.dtype, device=images.device).reshape(-1)
             if t.numel() not in (1, channels):

@@ -80,6 +80,9 @@ class ImageDataset(Dataset):
     def load(self, index: int) -> RawSample:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def __getitem__(self, index: int) -> dict | None:
         try:
             raw = self.load(index)

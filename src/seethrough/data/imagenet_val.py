@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ._files import list_image_files, require_dir, require_file
 from .imagenet import VAL_FOLDER, image_id, read_solution_csv
@@ -69,7 +69,7 @@ def regroup_val(
         raise ValueError(f"{out}: out_dir must differ from the val folder it regroups")
     solution = read_solution_csv(csv_path)
     files = {image_id(name): source / name for name in list_image_files(source, recursive=False)}
-    report = {"linked": 0, "already_present": 0, "missing_source": 0, "conflicts": 0}
+    report: dict[str, Any] = {"linked": 0, "already_present": 0, "missing_source": 0, "conflicts": 0}
     conflicts: list[str] = []
     for name in sorted(solution):
         src = files.get(name)

@@ -12,7 +12,7 @@ All randomness comes from torch's global RNG (never Python's ``random``, which D
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import PIL.Image
@@ -26,11 +26,11 @@ from .scouter_augment import ScouterAugment
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-Augment = Literal["none", "flip", "crop-flip", "scouter", "detr"]
+#: Valid ``augment`` values (checked by :func:`build_transform`).
 AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip", "scouter", "detr", "castream", "castream-jitter")
 #: CA-Stream's ColorJitter(0.4) at its HEAD (lib/data.py:104-115: brightness 0.4; commit 9489e8d had none).
 CASTREAM_JITTER_BRIGHTNESS = 0.4
-Resize = Literal["square", "pil-bilinear", "detr"]
+#: Valid ``resize`` values.
 RESIZES: tuple[str, ...] = ("square", "pil-bilinear", "detr")
 #: Augments that keep DETR's aspect-preserving geometry (the others are defined on the square).
 DETR_RESIZE_AUGMENTS: tuple[str, ...] = ("none", "flip", "detr")
@@ -78,7 +78,7 @@ class PilBilinearResize(v2.Transform):
         if isinstance(inpt, tv_tensors.Image) and inpt.dtype == torch.uint8:
             mode = "L" if inpt.shape[0] == 1 else None
             image = v2.functional.to_pil_image(inpt.as_subclass(torch.Tensor), mode=mode)
-            image = image.resize((self.size, self.size), resample=PIL.Image.BILINEAR)
+            image = image.resize((self.size, self.size), resample=PIL.Image.Resampling.BILINEAR)
             return tv_tensors.Image(v2.functional.pil_to_tensor(image))
         return v2.functional.resize(inpt, [self.size, self.size], antialias=True)
 
@@ -184,7 +184,7 @@ class DetrSizes:
     eval_size: int = DETR_EVAL_SIZE
 
     @classmethod
-    def from_options(cls, options: dict[str, Any] | None) -> "DetrSizes":
+    def from_options(cls, options: Mapping[str, Any] | None) -> "DetrSizes":
         """Validated sizes from ``resize_options`` (lists become tuples; missing keys keep DETR's)."""
         options = dict(options or {})
         known = [f.name for f in fields(cls)]
@@ -324,9 +324,9 @@ def build_transform(
     train: bool,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
-    augment: Augment = "none",
-    resize: Resize = "square",
-    resize_options: dict[str, Any] | None = None,
+    augment: str = "none",
+    resize: str = "square",
+    resize_options: Mapping[str, Any] | None = None,
 ) -> JointTransform:
     """The SCOUTER default: bilinear resize to a square ``img_size``, no crop.
 

@@ -3,6 +3,7 @@ summed per sample — never averaged per batch — and all-reduced across ranks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from lightning.fabric import Fabric
@@ -70,8 +71,8 @@ class EpochSums:
         """The sums over every rank (this rank's when there is one)."""
         if fabric.world_size == 1:
             return self
-        packed = fabric.all_reduce(torch.tensor(self.to_list(), dtype=torch.float64, device=fabric.device),
-                                   reduce_op="sum")
+        packed = cast(torch.Tensor, fabric.all_reduce(
+            torch.tensor(self.to_list(), dtype=torch.float64, device=fabric.device), reduce_op="sum"))
         return EpochSums.from_list(packed.tolist(), fabric.device)
 
     # -- results ----------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence, cast
 
 import timm
+from lightning.fabric import Fabric
 from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
@@ -85,7 +87,7 @@ def build_run_data(cfg: TrainConfig, *, attention_maps: str | None = None) -> Ru
         train = WithAttentionTargets(train, load_gradcam_targets(attention_maps))
     val = build_dataset(cfg.val_data or cfg.data, "val", **common)
     mean, std = normalization(cfg, train)
-    geometry = dict(mean=mean, std=std, resize=cfg.resize, resize_options=cfg.resize_options)
+    geometry: dict[str, Any] = dict(mean=mean, std=std, resize=cfg.resize, resize_options=cfg.resize_options)
     train.transform = build_transform(cfg.img_size, train=True, augment=cfg.augment, **geometry)
     if attention_maps and train.transform.photometric:
         raise ValueError(f"--augment {cfg.augment} has photometric ops (blur) that would alter the Grad-CAM targets of "
@@ -104,7 +106,7 @@ def build_run_data(cfg: TrainConfig, *, attention_maps: str | None = None) -> Ru
     return RunData(train, val, mean, std)
 
 
-def build_push_data(cfg: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...],
+def build_push_data(cfg: TrainConfig, mean: Sequence[float], std: Sequence[float],
                     classes: list[str] | None = None) -> ImageDataset:
     """The push set of prototype models, with the evaluation transform (no augmentation): the
     train split of ``cfg.push_data`` when given — ProtoPNet's main.py:59-78 trains on the
@@ -134,3 +136,7 @@ def make_loader(dataset: ImageDataset, cfg: TrainConfig, *, train: bool, rank: i
         persistent_workers=cfg.workers > 0, pin_memory=pin_memory,
     )
 
+
+def setup_loader(fabric: Fabric, loader: DataLoader) -> DataLoader:
+    """``loader`` moved to Fabric's device, keeping seethrough's own sharded sampler."""
+    return cast(DataLoader, fabric.setup_dataloaders(loader, use_distributed_sampler=False))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -79,6 +80,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
             return warm * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs)))
         return warm
 
-    lambdas = [lambda epoch, base=group.get("initial_lr", group["lr"]): factor(epoch, base)
-               for group in optimizer.param_groups]
+    def schedule_of(base: float) -> Callable[[int], float]:
+        return lambda epoch: factor(epoch, base)
+
+    lambdas = [schedule_of(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

@@ -24,4 +24,5 @@ class EpochProgress:
         self.progress.__exit__(*exc)
 
     def update(self, done: int, **fields: float) -> None:
-        self.progress.update(self.task, completed=done, **fields)
+        """Move to ``done`` batches and show ``fields`` (loss, acc, ips) in the bar's columns."""
+        self.progress.update(self.task, completed=done, **fields)  # type: ignore[arg-type]  # rich: extra **fields go to the task's columns

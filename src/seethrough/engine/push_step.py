@@ -12,12 +12,13 @@ from typing import Any, Sequence
 
 from lightning.fabric import Fabric
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
 from ..models.hub import from_pretrained
 from ..prototypes.gallery import GALLERY_DIR, render_gallery
 from ..prototypes.push import PushResult, push_prototypes
-from .data import RunData, build_push_data, make_loader
+from .data import RunData, build_push_data, make_loader, setup_loader
 
 
 class PushStep:
@@ -25,15 +26,15 @@ class PushStep:
 
     def __init__(self, cfg: TrainConfig, data: RunData, fabric: Fabric) -> None:
         self.cfg, self.data, self.fabric = cfg, data, fabric
-        self._loader = None
+        self._loader: DataLoader | None = None
 
     def __call__(self, module: nn.Module) -> PushResult:
         """Push ``module``'s prototypes (its training flag is kept); returns the push records."""
         if self._loader is None:
             dataset = build_push_data(self.cfg, self.data.mean, self.data.std, classes=self.data.train.classes)
-            self._loader = self.fabric.setup_dataloaders(
-                make_loader(dataset, self.cfg, train=False, rank=self.fabric.global_rank,
-                            world_size=self.fabric.world_size), use_distributed_sampler=False)
+            self._loader = setup_loader(self.fabric, make_loader(dataset, self.cfg, train=False,
+                                                                 rank=self.fabric.global_rank,
+                                                                 world_size=self.fabric.world_size))
         was_training = module.training
         result = push_prototypes(module, self._loader, fabric=self.fabric)
         module.train(was_training)

@@ -148,18 +148,19 @@ class PrototypeRecipe(SingleStageRecipe):
     def parameter_groups(self, model: nn.Module, stage: str) -> list[dict]:
         """The stage's Adam groups (ProtoPNet's *_optimizer_specs)."""
         o = self.options
-        groups = {
+        by_stage: dict[str, list[tuple[Any, float, float]]] = {
             "warm": [(model.add_on, o["warm_lr_add_on"], o["warm_wd_add_on"]),
                      ([model.prototypes], o["warm_lr_prototypes"], 0.0)],
             "joint": [(model.backbone, o["joint_lr_backbone"], o["joint_wd_backbone"]),
                       (model.add_on, o["joint_lr_add_on"], o["joint_wd_add_on"]),
                       ([model.prototypes], o["joint_lr_prototypes"], 0.0)],
             "last": [(model.last_layer, o["last_lr"], 0.0)],
-        }[stage]
+        }
+        groups = by_stage[stage]
         result = []
-        for params, lr, decay in groups:
-            params = list(params.parameters()) if isinstance(params, nn.Module) else list(params)
-            params = [p for p in params if p.dtype.is_floating_point]
+        for source, lr, decay in groups:
+            found = list(source.parameters()) if isinstance(source, nn.Module) else list(source)
+            params = [p for p in found if p.dtype.is_floating_point]
             if params:
                 result.append({"params": params, "lr": lr, "weight_decay": decay})
         return result
@@ -197,7 +198,7 @@ class PrototypeRecipe(SingleStageRecipe):
         trainable = {id(p) for group in self.parameter_groups(model, stage) for p in group["params"]}
         for param in model.parameters():
             param.requires_grad_(id(param) in trainable)
-        model.stage = stage
+        setattr(model, "stage", stage)  # noqa: B010  (an attribute of the prototype model, read by its loss)
 
 
 #: Recipe name (``SeeThroughModel.stage_recipe``) → class of a multi-stage recipe.
@@ -211,7 +212,7 @@ def recipe_for(model: nn.Module, cfg: TrainConfig) -> SingleStageRecipe:
     if name is None:
         if cfg.stage_options:
             raise ValueError(f"--stage-opt {sorted(cfg.stage_options)} given, but model "
-                             f"{model.config.get('name')!r} trains in one stage")
+                             f"{getattr(model, 'config', {}).get('name')!r} trains in one stage")
         return SingleStageRecipe(cfg)
     return RECIPES[name](cfg.epochs, {**getattr(model, "stage_defaults", {}), **(cfg.stage_options or {})})
 

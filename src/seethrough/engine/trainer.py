@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.fabric import Fabric
@@ -22,13 +22,15 @@ from lightning.fabric import Fabric
 from ..config import TrainConfig, resolve_config
 from ..core.checkpoint import LAST_NAME, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ..data.transforms import DetrSizes
+from ..models.base import SeeThroughModel
 from ..models.loading import init_backbone_from, init_model_from
 from ..models.registry import create_model_from_config
 from .accuracy import EpochSums
-from .data import attention_maps_file, build_run_data, make_loader
+from .data import attention_maps_file, build_run_data, make_loader, setup_loader
 from .logger import RunLogger
 from .progress import EpochProgress
 from .push_step import PushStep, render_best_gallery
+from .sampling import EpochSampler
 from .selection import Selection, selection_warning, summary_entry
 from .stages import per_stage, recipe_for
 from .validate import accepts_padding_mask, forward_batch, validate_model
@@ -92,7 +94,7 @@ def train(cfg: TrainConfig | None = None, *, preset: str | None = None, config_f
         raise ValueError("give either a TrainConfig or preset= / config_file= / overrides, not both")
     cfg.validate()
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
-                    strategy=cfg.strategy, precision=cfg.precision)
+                    strategy=cfg.strategy, precision=cast(Any, cfg.precision))  # checked by cfg.validate()
     fabric.launch()
     return Trainer(cfg, fabric).fit()
 
@@ -125,16 +127,17 @@ class Trainer:
             self._load(resume_state)
         self.logger = RunLogger(self.out, enabled=self.is_main)
 
-    def _build_model(self, *, warn: bool) -> torch.nn.Module:
+    def _build_model(self, *, warn: bool) -> SeeThroughModel:
         """The configured model, initialized from ``--init-from`` / ``--use-pre`` when given."""
         cfg = self.cfg
-        model = create_model_from_config(cfg.to_dict(), num_classes=self.data.num_classes)
+        model = cast(SeeThroughModel, create_model_from_config(cfg.to_dict(), num_classes=self.data.num_classes))
         check_padding_support(model, cfg)
         if cfg.init_from:
             init_model_from(model, cfg.init_from)
         if cfg.use_pre:
             init_backbone_from(model, cfg.use_pre, classes=self.data.train.classes)
-        warning = model.training_warning() if hasattr(model, "training_warning") and not cfg.init_from else None
+        training_warning = getattr(model, "training_warning", None)
+        warning = training_warning() if training_warning is not None and not cfg.init_from else None
         if warning and warn:
             self.fabric.print(f"warning: {warning}")
         self._loss_takes_batch = "batch" in inspect.signature(model.compute_loss).parameters
@@ -158,12 +161,10 @@ class Trainer:
         cfg, fabric = self.cfg, self.fabric
         pin = fabric.device.type == "cuda"
         rank, world = fabric.global_rank, fabric.world_size
-        self.train_loader = fabric.setup_dataloaders(
-            make_loader(self.data.train, cfg, train=True, rank=rank, world_size=world, pin_memory=pin),
-            use_distributed_sampler=False)
-        self.val_loader = fabric.setup_dataloaders(
-            make_loader(self.data.val, cfg, train=False, rank=rank, world_size=world, pin_memory=pin),
-            use_distributed_sampler=False)
+        self.train_loader = setup_loader(
+            fabric, make_loader(self.data.train, cfg, train=True, rank=rank, world_size=world, pin_memory=pin))
+        self.val_loader = setup_loader(
+            fabric, make_loader(self.data.val, cfg, train=False, rank=rank, world_size=world, pin_memory=pin))
         if len(self.train_loader) == 0:
             raise ValueError(
                 f"--data {cfg.data}: {len(self.data.train)} training samples make no full batch of "
@@ -301,7 +302,8 @@ class Trainer:
 
     def train_epoch(self) -> dict[str, float]:
         cfg, fabric, state = self.cfg, self.fabric, self.state
-        self.train_loader.sampler.start_epoch(state.epoch, skip=state.batch_in_epoch * cfg.batch_size)
+        cast(EpochSampler, self.train_loader.sampler).start_epoch(state.epoch,
+                                                                  skip=state.batch_in_epoch * cfg.batch_size)
         total = len(self.train_loader) + state.batch_in_epoch
         if cfg.max_batches:
             total = min(total, cfg.max_batches)
@@ -376,7 +378,7 @@ class Trainer:
         """Called where the loop syncs anyway (logging, checkpoints, epoch end), before any save."""
         first_bad = self._first_bad
         if self.fabric.world_size > 1:
-            first_bad = self.fabric.all_reduce(first_bad.clone(), reduce_op="max")
+            first_bad = cast(torch.Tensor, self.fabric.all_reduce(first_bad.clone(), reduce_op="max"))
         if first_bad.item() >= 0:
             last = self.out / LAST_NAME
             kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"

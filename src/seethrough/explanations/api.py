@@ -155,7 +155,7 @@ def explain(
                                for k in range(columns.shape[1])], dim=1)
     if raw.ndim != 4 or raw.shape[:2] != columns.shape:
         raise RuntimeError(f"explainer {method!r} returned shape {tuple(raw.shape)}, expected B×h×w")
-    maps = finish_maps(raw.float(), tuple(images.shape[-2:]), normalize=normalize, upsample=upsample,
+    maps = finish_maps(raw.float(), (images.shape[-2], images.shape[-1]), normalize=normalize, upsample=upsample,
                        nonfinite=nonfinite)
     return maps if classes.ndim == 2 else maps[:, 0]
 

@@ -52,10 +52,10 @@ def upsample(maps: torch.Tensor, size: int | tuple[int, int], mode: str = "bilin
     _check_4d(maps)
     if not maps.is_floating_point():
         maps = maps.float()
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if mode == "none" or tuple(maps.shape[-2:]) == size:
+    target = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if mode == "none" or tuple(maps.shape[-2:]) == target:
         return maps
-    return F.interpolate(maps, size=size, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+    return F.interpolate(maps, size=target, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
 
 
 def gather(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

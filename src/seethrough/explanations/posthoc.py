@@ -64,7 +64,7 @@ import io
 import math
 import re
 import sys
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -166,8 +166,8 @@ def cam_maps(
         reshape_transform = reshape_transform if reshape_transform is not None else rule_transform
     _, layer = resolve_target_layer(model, target_layer)
     transform = reshape_transform if reshape_transform is not None else _grid_transform(model)
-    pass_options = dict(method=key, layer=layer, transform=transform, batch_size=batch_size,
-                        eigen_smooth=eigen_smooth, progress=progress)
+    pass_options: dict[str, Any] = dict(method=key, layer=layer, transform=transform, batch_size=batch_size,
+                                        eigen_smooth=eigen_smooth, progress=progress)
     with eval_mode(model):
         wrapper = _LogitsOnly(model)
         if not aug_smooth:

@@ -96,7 +96,7 @@ def rise_maps(
     rows = upsample_matrix(grid_size, (grid_size + 1) * cells[0]).to(device)   # (s+1)C_h × s
     cols = upsample_matrix(grid_size, (grid_size + 1) * cells[1]).to(device)   # (s+1)C_w × s
     row_offsets, col_offsets = torch.arange(height, device=device), torch.arange(width, device=device)
-    substrate = _substrate(substrate, images)
+    fill_values = _substrate(substrate, images)
 
     saliency = torch.zeros(batch, height * width, device=device)
     with eval_mode(model):
@@ -109,8 +109,8 @@ def rise_maps(
             image, mask = pair // num_masks, pair % num_masks
             masks = smooth_masks(grids[image, mask], shifts[image, mask], rows, cols, row_offsets, col_offsets)
             masked = images[image] * masks[:, None].to(images.dtype)
-            if substrate is not None:
-                fill = substrate[image] if substrate.ndim == 4 and substrate.shape[0] == batch else substrate
+            if fill_values is not None:
+                fill = fill_values[image] if fill_values.ndim == 4 and fill_values.shape[0] == batch else fill_values
                 masked = masked + fill * (1 - masks[:, None]).to(images.dtype)
             scores = target_scores(model, masked, targets[image], score=score, batch_size=pair.numel())
             # Σ_i f_c(I ⊙ M_i) M_i per image of the chunk, as one matmul (no scatter: deterministic)

@@ -382,7 +382,7 @@ def iou_at_percentile(model, images: torch.Tensor | None, maps: torch.Tensor, ta
         finite = finite & ref_finite
         ref_region = _percentile_region(ref_maps.flatten(1), percentile, region)
     else:
-        ref_region = ground_truth_mask(masks=masks, boxes=boxes, size=tuple(maps.shape[-2:]), batch=batch,
+        ref_region = ground_truth_mask(masks=masks, boxes=boxes, size=(maps.shape[-2], maps.shape[-1]), batch=batch,
                                        device=maps.device, metric="iou_at_percentile (or pass reference=)")
         ref_region = ref_region.flatten(1)
     own = _percentile_region(flat, percentile, region)

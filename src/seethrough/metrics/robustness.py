@@ -164,14 +164,14 @@ def make_explainer(explainer: str | Callable[..., torch.Tensor] = "native",
     re-explanation draws the same masks as the original map of that sample (unless
     ``explain_options`` fixes ``sample_ids`` itself).
     """
-    options = dict(explain_options or {})
+    options: dict[str, Any] = dict(explain_options or {})
     if isinstance(explainer, str):
         method = explainer
         takes_ids = _takes_sample_ids(get_explainer(method.lower())) and "sample_ids" not in options
 
         def run(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                 sample_ids: torch.Tensor | None = None) -> torch.Tensor:
-            extra = {"sample_ids": sample_ids} if takes_ids and sample_ids is not None else {}
+            extra: dict[str, Any] = {"sample_ids": sample_ids} if takes_ids and sample_ids is not None else {}
             return explain(model, images, targets, method=method, **options, **extra)
         return run
     if callable(explainer):

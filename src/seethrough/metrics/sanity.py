@@ -90,8 +90,9 @@ def _reinitialize(module: nn.Module, name: str, *, seed: int, init: str) -> None
     devices = sorted({p.device.index or 0 for p in _own_parameters(module) if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(_layer_seed(seed, name))
-        if init == "reset" and callable(getattr(module, "reset_parameters", None)):
-            module.reset_parameters()
+        reset = getattr(module, "reset_parameters", None)
+        if init == "reset" and callable(reset):
+            reset()
             return
         for parameter in _own_parameters(module):
             spread = float(parameter.float().std(unbiased=False)) if parameter.numel() > 1 else 0.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from safetensors import SafetensorError
@@ -29,11 +30,12 @@ def save_pretrained(model: nn.Module, directory: str | Path, **card) -> Path:
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"seethrough_version": __version__, "model": model.config, "card": card}
+    model_config = cast(dict[str, Any], model.config)   # a seethrough model's config (see models.base)
+    config = {"seethrough_version": __version__, "model": model_config, "card": card}
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-    (directory / CARD_NAME).write_text(_model_card(model.config, card))
+    (directory / CARD_NAME).write_text(_model_card(model_config, card))
     return directory
 
 

@@ -6,14 +6,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
-from torch import nn
 
 from ..core.checkpoint import load_checkpoint
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import backbone_architecture
+from .base import SeeThroughModel
 from .hub import CONFIG_NAME, from_pretrained, load_state_dict_checked
 from .registry import create_model_from_config
 
@@ -31,7 +31,7 @@ RUN_CONFIG = "config.yaml"
 class InferenceModel:
     """A model in eval mode plus what preprocessing and labelling need."""
 
-    model: nn.Module
+    model: SeeThroughModel
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -63,6 +63,7 @@ class InferenceModel:
         square resize to ``img_size`` (what pixel-aligned batches of explanations need)."""
         from ..data import build_transform
 
+        geometry: dict[str, Any]
         if self.resize == "detr" and not square:
             geometry = {"resize": self.resize, "resize_options": self.resize_options}
         else:   # a square resize: torchvision's, or PIL's bilinear filter as the originals ("pil-bilinear")
@@ -114,7 +115,7 @@ def _load(source: str | Path) -> InferenceModel:
             f"{path} holds no model: expected a run directory (with best/), a directory with "
             f"{CONFIG_NAME} and model.safetensors, or a last.ckpt file"
         )
-    model = from_pretrained(str(path) if path.exists() else str(source))
+    model = cast(SeeThroughModel, from_pretrained(str(path) if path.exists() else str(source)))
     card = _card(path) if path.exists() else {}
     num_classes, in_chans = model.config["num_classes"], model.config.get("in_chans", 3)
     mean = tuple(card.get("mean") or IMAGENET_MEAN[:in_chans])
@@ -150,12 +151,13 @@ def _from_training_checkpoint(path: Path) -> InferenceModel:
     cfg, info = ckpt["config"], ckpt.get("data", {})
     model = create_model_from_config(cfg, num_classes=len(info["classes"]), pretrained=False)
     load_state_dict_checked(model, ckpt["model"], source=str(path))
-    return InferenceModel(model.eval(), list(info["classes"]), tuple(info["mean"]), tuple(info["std"]),
+    return InferenceModel(cast(SeeThroughModel, model.eval()), list(info["classes"]), tuple(info["mean"]),
+                          tuple(info["std"]),
                           int(info["img_size"]), str(info.get("resize", "square")),
                           dict(info.get("resize_options") or {}))
 
 
-def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[str]) -> None:
+def init_backbone_from(model: SeeThroughModel, source: str | Path, *, classes: list[str]) -> None:
     """SCOUTER's ``use_pre``: copy the backbone of a model trained on the same data (usually the
     FC baseline) into ``model``'s backbone (and, for a head that reuses the baseline's
     classifier such as CA-Stream, its classifier through ``model.init_classifier_from``). Refuses another
@@ -175,11 +177,12 @@ def init_backbone_from(model: nn.Module, source: str | Path, *, classes: list[st
     if diffs:
         raise ValueError(f"use_pre {source} does not match this run: " + "; ".join(diffs))
     model.backbone.load_state_dict(pre.model.backbone.state_dict())
-    if hasattr(model, "init_classifier_from"):   # heads that reuse the baseline's classifier (CA-Stream)
-        model.init_classifier_from(pre.model, source=str(source))
+    init_classifier = getattr(model, "init_classifier_from", None)
+    if init_classifier is not None:   # heads that reuse the baseline's classifier (CA-Stream)
+        init_classifier(pre.model, source=str(source))
 
 
-def init_model_from(model: nn.Module, source: str | Path) -> None:
+def init_model_from(model: SeeThroughModel, source: str | Path) -> None:
     """``init_from``: start training from every weight of another seethrough model of the same
     architecture — e.g. a DETR checkpoint converted for INTR (``seethrough convert detr ...``).
 

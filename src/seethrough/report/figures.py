@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ PANEL_INCHES = 1.6
 CURVE_XLABEL = {"insertion": "fraction of pixels inserted", "deletion": "fraction of pixels deleted"}
 
 
-def curves_figure(key: str, curves: dict[str, Sequence[float | None]]) -> bytes:
+def curves_figure(key: str, curves: Mapping[str, Sequence[float | None]]) -> bytes:
     """Mean curves of one metric (``key`` like ``insertion_curve``), one line per model · explainer."""
     import matplotlib
     matplotlib.use("Agg", force=False)

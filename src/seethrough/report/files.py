@@ -92,9 +92,9 @@ def write_report(summary: dict[str, Any], model_results: Sequence[Any], out: Pat
     return paths
 
 
-def mean_curves(model_results: Sequence[Any]) -> dict[str, dict[str, dict[str, list[float]]]]:
+def mean_curves(model_results: Sequence[Any]) -> dict[str, dict[str, dict[str, list[float | None]]]]:
     """model → explainer → ``metric/detail`` → mean curve over finite-valued samples."""
-    curves: dict[str, dict[str, dict[str, list[float]]]] = {}
+    curves: dict[str, dict[str, dict[str, list[float | None]]]] = {}
     for result in model_results:
         for explainer, summaries in result.summaries.items():
             for name, metric_summary in summaries.items():
