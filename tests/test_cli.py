@@ -116,6 +116,7 @@ def test_presets_and_models_list():
     assert "fc" in invoke("models").output.split()
 
 
+@pytest.mark.slow
 def test_demo_writes_pictures_and_summary(tmp_path):
     out = tmp_path / "demo"
     # 2 epochs: ProtoPNet's push comes after its second (joint) epoch
@@ -152,6 +153,7 @@ def test_data_imagenet_val_regroups_without_touching_originals(tmp_path):
     assert sorted(p.name for p in val.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_run_trains(tmp_path):
     """torchrun-free DDP: Fabric launches 2 gloo processes on the CPU."""
     out = tmp_path / "ddp"
@@ -170,6 +172,7 @@ def test_two_process_cpu_ddp_run_trains(tmp_path):
     assert epochs[0]["train_samples"] == 32  # both ranks' samples counted once each
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_prototype_run_pushes(tmp_path):
     """Multi-stage training under DDP: each stage trains a subset of the parameters and the push
     merges both ranks' nearest patches."""

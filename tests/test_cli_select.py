@@ -1,9 +1,13 @@
 """``seethrough train --select`` and a tagged ``--backbone`` through the command line."""
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from seethrough.cli import app
+
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 TINY = ["--data", "synthetic", "--data-opt", "num_samples=16", "--data-opt", "img_size=32",

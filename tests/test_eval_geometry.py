@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 import seethrough
 from seethrough.cli import app
 from seethrough.engine import train
-from seethrough.validation import validate
 from seethrough.models.loading import load_for_inference
 from seethrough.models.official.geometry import MNIST_MEAN, original_geometry
+from seethrough.validation import validate
 
 TINY = "test_efficientnet"
 

@@ -123,6 +123,7 @@ def test_cli_evaluate_and_listing_commands(runs, tmp_path):
     assert "scorecam" in runner.invoke(app, ["explainers"]).output
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(runs, tmp_path):
     """Sharded under torchrun (CPU, gloo): every sample once, values as in one process."""
     args = [str(runs / "fc"), "--protocol", "quick", "--explainers", "native", "--metrics", "deletion,pointing_game",

@@ -76,6 +76,7 @@ def test_scouter_reproduction_area_size_at_map_resolution_and_scorecam_original(
     infid = summary["models"]["neg"]["explainers"]["native"]["infidelity"]["protocol"]
     assert infid["perturbation"] == "yeh" and infid["norm_mean"] == pytest.approx([0.485, 0.456, 0.406])
     import torch
+
     from seethrough.models.loading import load_for_inference
 
     grid = load_for_inference(negative).model.eval()(torch.zeros(1, 3, 32, 32)).maps.shape[-2:]

@@ -1,10 +1,9 @@
 """Fixtures: tiny datasets generated in each real on-disk format under tmp_path."""
 from __future__ import annotations
 
+import dataset_writers as w
 import numpy as np
 import pytest
-
-import dataset_writers as w
 
 N_TRAIN, N_VAL = w.MNIST_TRAIN, w.MNIST_VAL
 

@@ -1,12 +1,12 @@
 """Unreadable files and unusual PIL modes, through the loaders."""
 import os
 
+import dataset_writers as w
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import dataset_writers as w
 from seethrough.data import BadImageError, build_transform, collate
 from seethrough.data.folder import FolderDataset
 

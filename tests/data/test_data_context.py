@@ -1,8 +1,8 @@
+import dataset_writers as w
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-import dataset_writers as w
 from seethrough.data import build_dataset
 from seethrough.data.context import ConTextDataset, original_split
 

@@ -1,8 +1,8 @@
+import dataset_writers as w
 import numpy as np
 import pytest
 import torch
 
-import dataset_writers as w
 from seethrough.data import build_dataset, build_transform, collate
 from seethrough.data.cub import CUBDataset
 

@@ -1,9 +1,9 @@
 import os
 
+import dataset_writers as w
 import numpy as np
 import pytest
 
-import dataset_writers as w
 from seethrough.data import build_dataset
 from seethrough.data.imagenet import ImageNetDataset
 from seethrough.data.imagenet_val import regroup_val

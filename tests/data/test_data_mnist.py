@@ -1,9 +1,9 @@
 import gzip
 
+import dataset_writers as w
 import numpy as np
 import pytest
 
-import dataset_writers as w
 from seethrough.data import build_dataset, build_transform, collate
 from seethrough.data.mnist import MNISTDataset
 

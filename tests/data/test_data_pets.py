@@ -1,9 +1,9 @@
+import dataset_writers as w
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import dataset_writers as w
 from seethrough.data import BadImageError, build_dataset, build_transform, collate
 from seethrough.data.pets import PetsDataset
 

@@ -12,8 +12,19 @@ from seethrough import config
 from seethrough.config import TrainConfig
 from seethrough.data.base import ImageDataset, RawSample
 from seethrough.data.transforms import (
-    DETR_CROP_MAX_SIZE, DETR_CROP_MIN_SIZE, DETR_CROP_SCALES, DETR_EVAL_SIZE, DETR_MAX_SIZE, DETR_SCALES,
-    CROP_SCALE, RESIZES, DetrSizes, JointTransform, RandomShorterSideResize, RandomSizeCrop, build_transform,
+    CROP_SCALE,
+    DETR_CROP_MAX_SIZE,
+    DETR_CROP_MIN_SIZE,
+    DETR_CROP_SCALES,
+    DETR_EVAL_SIZE,
+    DETR_MAX_SIZE,
+    DETR_SCALES,
+    RESIZES,
+    DetrSizes,
+    JointTransform,
+    RandomShorterSideResize,
+    RandomSizeCrop,
+    build_transform,
     detr_resize_shape,
 )
 from seethrough.engine.sampling import SeededDataset

@@ -9,6 +9,9 @@ from PIL import Image
 from seethrough.data import BadImageError
 from seethrough.engine import train
 
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def folder_with_a_truncated_image(tmp_path):

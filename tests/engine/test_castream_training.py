@@ -10,6 +10,9 @@ from seethrough.config import resolve_config
 from seethrough.engine import train
 from seethrough.models.heads.castream import ATTENTION_KEY
 
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
+
 SAMPLES, CLASSES = 256, 4
 CHANCE = 1 / CLASSES
 
@@ -70,8 +73,7 @@ def test_castream_on_an_fc_run_beats_chance_and_attends_to_the_evidence(fc_run, 
 
 
 def test_use_pre_of_a_model_that_is_not_an_fc_baseline_is_refused(fc_run, tmp_path):
-    from seethrough.models.loading import init_backbone_from
-    from seethrough.models.loading import load_for_inference
+    from seethrough.models.loading import init_backbone_from, load_for_inference
 
     fc_dir, _ = fc_run
     classes = load_for_inference(fc_dir).classes

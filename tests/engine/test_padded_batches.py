@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import seethrough
+from seethrough.core.checkpoint import load_checkpoint, save_checkpoint
 from seethrough.data import build_dataset
 from seethrough.data.base import PADDING_MASK, collate
 from seethrough.engine import train
-from seethrough.core.checkpoint import load_checkpoint, save_checkpoint
-from seethrough.engine.validate import accepts_padding_mask, forward_batch
 from seethrough.engine.trainer import check_padding_support
+from seethrough.engine.validate import accepts_padding_mask, forward_batch
 from seethrough.models.heads.intr import INTR
 
 #: DETR's recipe shrunk to 32–64 px synthetic images (a stride-32 backbone sees 1–2 positions a side).
@@ -91,6 +91,7 @@ def test_the_trainer_refuses_such_a_model_before_reading_data(tiny_config, fc):
     check_padding_support(fc, tiny_config(model="fc"))
 
 
+@pytest.mark.slow
 def test_intr_trains_on_padded_batches_and_receives_the_mask(tiny_config, monkeypatch):
     calls: list[dict] = []
     original = INTR.forward
@@ -120,6 +121,7 @@ def test_intr_trains_on_padded_batches_and_receives_the_mask(tiny_config, monkey
 
 # -- fixed-size runs as before ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_square_runs_resume_from_checkpoints_that_predate_resize(tiny_config):
     cfg = tiny_config(epochs=1, data_options=SYNTHETIC)
     train(cfg)
@@ -132,10 +134,11 @@ def test_square_runs_resume_from_checkpoints_that_predate_resize(tiny_config):
     assert summary["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_inference_keeps_the_detr_geometry_and_eval_runs(tiny_config, tmp_path):
     """A ``resize: detr`` run is evaluated as trained; explanations use the square fallback."""
-    from seethrough.validation import validate
     from seethrough.models.loading import load_for_inference
+    from seethrough.validation import validate
 
     cfg = tiny_config(model="intr", model_options=TINY_INTR, data_options=SYNTHETIC, resize="detr",
                       augment="detr", resize_options=TINY_DETR, batch_size=4, epochs=1, lr=1e-4)

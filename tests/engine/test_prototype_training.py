@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import seethrough
-from seethrough.engine import train
-from seethrough.core.checkpoint import load_checkpoint
 from seethrough.config import TrainConfig
+from seethrough.core.checkpoint import load_checkpoint
+from seethrough.engine import train
+
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
 
 #: outer epochs 0 (warm), 1 (joint), 2 (joint, then push and 2 last-layer epochs): 5 engine epochs.
 STAGES = {"warm_epochs": 1, "push_start": 1, "push_every": 2, "last_layer_epochs": 2}

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from seethrough.config import resolve_config
+from seethrough.core.checkpoint import load_checkpoint
 from seethrough.engine import train
 from seethrough.engine import trainer as trainer_module
-from seethrough.core.checkpoint import load_checkpoint
 from seethrough.engine.selection import Selection, selection_warning
 
 #: Scripted validation results per epoch: top-1 peaks at epoch 2, the loss is lowest at epoch 1,
@@ -37,6 +37,7 @@ def best_card(out) -> dict:
     return json.loads((Path(out) / "best" / "config.json").read_text())["card"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("select", list(EXPECTED))
 def test_each_select_mode_keeps_its_epoch(tiny_config, scripted_val, select):
     cfg = tiny_config(epochs=3, max_batches=1, select=select)
@@ -52,6 +53,7 @@ def test_each_select_mode_keeps_its_epoch(tiny_config, scripted_val, select):
         "val_is_test_split": None}
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_lowest_loss_so_far(tiny_config, scripted_val):
     cfg = tiny_config(epochs=2, max_batches=1, select="best-loss")
     train(cfg)
@@ -65,6 +67,7 @@ def test_resume_keeps_the_lowest_loss_so_far(tiny_config, scripted_val):
 STAGES = {"warm_epochs": 1, "push_start": 1, "push_every": 2, "last_layer_epochs": 2}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("select, expected", [("best-loss", 5), ("best", 4), ("last", 5)])
 def test_after_the_push_only_pushed_models_compete_under_every_rule(tiny_config, scripted_val, select, expected):
     # the unpushed epochs 1-3 have the lowest loss and the highest top-1: none may stay in best/
@@ -76,6 +79,7 @@ def test_after_the_push_only_pushed_models_compete_under_every_rule(tiny_config,
     assert summary["epochs"] == 5 and summary["best_epoch"] == expected == best_card(cfg.out)["epoch"]
 
 
+@pytest.mark.slow
 def test_resume_with_another_select_is_refused(tiny_config, scripted_val):
     cfg = tiny_config(epochs=1, max_batches=1, select="last")
     train(cfg)
@@ -129,6 +133,7 @@ def test_no_warning_on_a_validation_split_or_with_select_last(tmp_path, capsys, 
     assert "warning: --select" not in out
 
 
+@pytest.mark.slow
 def test_no_warning_for_synthetic_data(tiny_config, capsys):
     train(tiny_config(epochs=1, max_batches=1, select="best-loss"))
     assert "warning: --select" not in capsys.readouterr().out

@@ -4,8 +4,14 @@ import torch
 
 import seethrough
 from seethrough.config import TrainConfig
-from seethrough.engine.stages import (PROTOTYPE_STAGE_DEFAULTS, SINGLE_STAGE, PrototypeRecipe, SingleStageRecipe,
-                                       per_stage, recipe_for)
+from seethrough.engine.stages import (
+    PROTOTYPE_STAGE_DEFAULTS,
+    SINGLE_STAGE,
+    PrototypeRecipe,
+    SingleStageRecipe,
+    per_stage,
+    recipe_for,
+)
 
 
 def test_plan_unrolls_protopnets_schedule():

@@ -5,8 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from seethrough.engine import NonFiniteLossError, Trainer, train
 from seethrough.core.checkpoint import load_checkpoint
+from seethrough.engine import NonFiniteLossError, Trainer, train
+
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
 
 
 def final_weights(run: str) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ def fc_run(tmp_path_factory, tiny_config_factory):
     return Path(cfg.out)
 
 
+@pytest.mark.slow
 def test_backbone_is_copied_from_the_fc_run(fc_run):
     model = seethrough.create_model("scouter", num_classes=3, backbone="test_efficientnet")
     init_backbone_from(model, fc_run, classes=["red-circle", "blue-bar", "yellow-triangle"])
@@ -24,6 +25,7 @@ def test_backbone_is_copied_from_the_fc_run(fc_run):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 def test_use_pre_of_another_backbone_or_class_count_is_refused(fc_run):
     other = seethrough.create_model("scouter", num_classes=3, backbone="test_convnext")
     with pytest.raises(ValueError, match="backbone: 'test_efficientnet' there vs 'test_convnext' here"):
@@ -39,11 +41,13 @@ def test_missing_use_pre_names_the_fix(tmp_path):
         init_backbone_from(model, tmp_path / "nope", classes=["a"])
 
 
+@pytest.mark.slow
 def test_training_with_use_pre(fc_run, tiny_config):
     summary = train(tiny_config(model="scouter", use_pre=str(fc_run), epochs=1))
     assert summary["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_init_from_copies_every_weight_and_training_starts_there(tmp_path, tiny_config):
     from seethrough.models.loading import init_model_from
 
@@ -59,6 +63,7 @@ def test_init_from_copies_every_weight_and_training_starts_there(tmp_path, tiny_
     torch.testing.assert_close(trained.fc.weight, source.fc.weight, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_init_from_of_another_model_is_refused(tmp_path):
     from seethrough.models.loading import init_model_from
 

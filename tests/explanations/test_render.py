@@ -6,7 +6,11 @@ import torch
 from PIL import Image
 
 from seethrough.explanations import (
-    denormalize, overlay, safe_filename, save_explanation_grid, save_overlay,
+    denormalize,
+    overlay,
+    safe_filename,
+    save_explanation_grid,
+    save_overlay,
 )
 
 H, W = 12, 16

@@ -10,7 +10,11 @@ from torch import nn
 
 import seethrough
 from seethrough.explanations.rise import (
-    KEEP_PROB, draw_masks, rise_maps, smooth_masks, upsample_matrix,
+    KEEP_PROB,
+    draw_masks,
+    rise_maps,
+    smooth_masks,
+    upsample_matrix,
 )
 
 SIZE = 16

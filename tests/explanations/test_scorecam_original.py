@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import seethrough
-from seethrough.explanations.posthoc import castream_target_layer, cam_maps
+from seethrough.explanations.posthoc import cam_maps, castream_target_layer
 
 SIZE, CLASSES = 12, 3
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)

@@ -11,8 +11,16 @@ import torch
 
 import seethrough.metrics as metrics
 from seethrough.metrics import Metric
-from seethrough.metrics.localization import (area_size, iou_at_percentile, iou_chance_level, per_class_mean,
-                                             pointing_game, precision, relevance_mass, relevance_rank)
+from seethrough.metrics.localization import (
+    area_size,
+    iou_at_percentile,
+    iou_chance_level,
+    per_class_mean,
+    pointing_game,
+    precision,
+    relevance_mass,
+    relevance_rank,
+)
 
 NAN = float("nan")
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from seethrough.core.noise import INFIDELITY_STREAM, sample_generator
 from seethrough.metrics import Metric
 from seethrough.metrics.faithfulness import average_drop, deletion, insertion
 from seethrough.metrics.localization import area_size
-from seethrough.core.noise import INFIDELITY_STREAM, sample_generator
 from seethrough.metrics.robustness import infidelity, max_sensitivity
 from seethrough.models.output import ModelOutput
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 
+import captum.metrics as captum_metrics
 import pytest
 import torch
 from torch import nn
 
 import seethrough
-from seethrough.metrics import Metric
 from seethrough.core.noise import sample_generator
+from seethrough.metrics import Metric
 from seethrough.metrics.robustness import (
     INFIDELITY_PRESETS,
     INFIDELITY_STREAM,
@@ -20,8 +21,6 @@ from seethrough.metrics.robustness import (
     max_sensitivity,
 )
 from seethrough.models.output import ModelOutput
-
-import captum.metrics as captum_metrics
 
 SIZE, CLASSES = 12, 3
 

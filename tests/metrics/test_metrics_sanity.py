@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats as scipy_stats
+import skimage.metrics as skimage_metrics
 import torch
 from torch import nn
 
@@ -14,9 +16,6 @@ from seethrough.metrics import Metric
 from seethrough.metrics.sanity import randomization_check, randomization_layers, randomize_layer
 from seethrough.metrics.similarity import average_ranks, spearman, ssim
 from seethrough.models.output import ModelOutput
-
-import scipy.stats as scipy_stats
-import skimage.metrics as skimage_metrics
 
 SIZE, CLASSES = 16, 3
 

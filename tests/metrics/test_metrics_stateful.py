@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from seethrough.metrics import Metric
 from seethrough.core.inputs import check_maps
+from seethrough.metrics import Metric
 
 
 def mean_value(model, images, maps, targets, *, offset: float = 0.0, return_details: bool = False):
@@ -88,6 +87,7 @@ def _gather_worker(rank: int, world: int, init_file: str, out_file: str) -> None
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_ranks_gather_every_sample_once(tmp_path):
     mp.spawn(_gather_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "out.pt")), nprocs=2)
     result = torch.load(tmp_path / "out.pt")

@@ -10,7 +10,7 @@ import timm
 import torch
 
 import seethrough
-from seethrough.config import TrainConfig, load_preset, list_presets
+from seethrough.config import TrainConfig, list_presets, load_preset
 from seethrough.engine import train
 from seethrough.models.backbone import Backbone, backbone_architecture
 from seethrough.models.loading import init_backbone_from, init_model_from

@@ -6,9 +6,14 @@ it starts from DETR's pretrained ResNet-50; frozen at their initial values (mean
 identity affine) the layers would leave a random ResNet unnormalized."""
 from pathlib import Path
 
+import pytest
+
 from seethrough.config import resolve_config
 from seethrough.demo import score_and_render
 from seethrough.engine import train
+
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
 
 SAMPLES, CLASSES, EPOCHS = 256, 4, 3
 CHANCE = 1 / CLASSES

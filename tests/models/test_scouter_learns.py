@@ -2,9 +2,14 @@
 use_pre recipe) beats chance clearly and its maps sit on the ground-truth evidence."""
 from pathlib import Path
 
+import pytest
+
 from seethrough.config import resolve_config
 from seethrough.demo import score_and_render
 from seethrough.engine import train
+
+#: trains models: deselect with -m "not slow" for the quick loop
+pytestmark = pytest.mark.slow
 
 SAMPLES, CLASSES = 256, 4
 CHANCE = 1 / CLASSES

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from prototype_fixtures import make_dataset
 
 

@@ -10,10 +10,14 @@ from torch.utils.data import DataLoader
 
 import seethrough
 from seethrough.data import ImageDataset, build_dataset, collate
-from seethrough.models.loading import load_for_inference
 from seethrough.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from seethrough.models.loading import load_for_inference
 from seethrough.prototypes.gradcam_targets import (
-    CLASS_KEY, MAX_NAMED_MISSING, MissingAttentionMapError, WithAttentionTargets, compute_gradcam_targets,
+    CLASS_KEY,
+    MAX_NAMED_MISSING,
+    MissingAttentionMapError,
+    WithAttentionTargets,
+    compute_gradcam_targets,
     load_gradcam_targets,
 )
 

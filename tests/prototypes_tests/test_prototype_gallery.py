@@ -6,12 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from prototype_fixtures import IMG_SIZE, MEAN, NUM_PROTOTYPES, STD, make_loader, make_model
 from PIL import Image
+from prototype_fixtures import IMG_SIZE, MEAN, NUM_PROTOTYPES, STD, make_loader, make_model
 from torch.nn import functional as F
 
-from seethrough.prototypes import (high_activation_box, measure_receptive_field, push_prototypes, render_gallery,
-                                   this_looks_like_that)
+from seethrough.prototypes import (
+    high_activation_box,
+    measure_receptive_field,
+    push_prototypes,
+    render_gallery,
+    this_looks_like_that,
+)
 
 
 @pytest.fixture(scope="module")
