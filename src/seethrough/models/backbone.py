@@ -1,6 +1,8 @@
 """timm feature extractor shared by every head: last-stage map, stage freezing, stride."""
 from __future__ import annotations
 
+from typing import Any
+
 import timm
 import torch
 from torch import nn
@@ -8,7 +10,7 @@ from torch import nn
 #: Feature taps whose reduction is at most this many pixels belong to the stem, not a stage.
 STEM_MAX_REDUCTION = 2
 #: SCOUTER's MNIST stem (official slot_model.py): conv1 → Conv2d(1, 64, 3, stride 2, padding 1, bias=False).
-MNIST_STEM = dict(in_channels=1, out_channels=64, kernel_size=3, stride=2, padding=1, bias=False)
+MNIST_STEM: dict[str, Any] = dict(in_channels=1, out_channels=64, kernel_size=3, stride=2, padding=1, bias=False)
 STEMS = ("mnist",)
 
 
@@ -56,6 +58,9 @@ class Backbone(nn.Module):
             :meth:`ReusedClassifier.take_from`); 0 removes it, as every other head wants.
     """
 
+    #: The timm model; its attributes (pretrained_cfg, num_features, feature_info, ...) are untyped.
+    body: Any
+
     def __init__(
         self,
         name: str = "resnet18",
@@ -82,7 +87,7 @@ class Backbone(nn.Module):
             )
         check_pretrained_tag(name)
         try:
-            pool = {} if head_classes else {"global_pool": ""}
+            pool: dict[str, Any] = {} if head_classes else {"global_pool": ""}
             self.body = timm.create_model(name, pretrained=pretrained, num_classes=head_classes, **pool, **kwargs)
         except TypeError as err:  # e.g. output_stride on a model without dilation support
             raise ValueError(f"timm backbone {name!r} rejected options {kwargs}: {err}") from err

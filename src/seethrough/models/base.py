@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ class SeeThroughModel(nn.Module):
 
     def __init__(self, config: dict, backbone: Backbone) -> None:
         super().__init__()
-        self.config = dict(config)
+        self.config: dict[str, Any] = dict(config)
         self.backbone = backbone
 
     @property
@@ -68,13 +69,16 @@ class SeeThroughModel(nn.Module):
         return save_pretrained(self, directory, **card)
 
 
+#: A head class built by :func:`build_model`.
+ModelT = TypeVar("ModelT", bound=SeeThroughModel)
+
 #: Options every head passes to its :class:`Backbone`, with their defaults (recorded in ``config``).
 BACKBONE_DEFAULTS = {"in_chans": 3, "output_stride": None, "freeze_layers": 0, "stem": None, "frozen_bn": False,
                      "drop_path_rate": 0.0}
 
 
-def build_model(cls: type[SeeThroughModel], name: str, *, num_classes: int, backbone: str, pretrained: bool,
-                backbone_options: dict, backbone_head_classes: int = 0, **head_config) -> SeeThroughModel:
+def build_model(cls: type[ModelT], name: str, *, num_classes: int, backbone: str, pretrained: bool,
+                backbone_options: dict, backbone_head_classes: int = 0, **head_config) -> ModelT:
     """Construct ``cls(config, Backbone(...))`` with a ``config`` that rebuilds it exactly.
 
     ``backbone_options`` are the keyword arguments a registered constructor did not name

@@ -14,6 +14,7 @@ for a LayerNorm(γ, β, ε) head, and ``w̃_c = w_c, σ = 1, κ_c = bias_c`` wit
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ class ReusedClassifier(nn.Module):
         self.fc = fc
 
     @staticmethod
-    def take_from(body: nn.Module, backbone: str) -> "ReusedClassifier":
+    def take_from(body: Any, backbone: str) -> "ReusedClassifier":   # body: a timm model (untyped attributes)
         """Copy ``body``'s classifier after checking that its head is GAP → [LayerNorm] → Linear
         (by running timm's ``forward_head`` on a random map), then strip it from ``body``."""
         fc = body.get_classifier() if hasattr(body, "get_classifier") else None

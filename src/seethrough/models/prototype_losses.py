@@ -92,7 +92,8 @@ def alignment_map(similarity_maps: torch.Tensor, min_distances: torch.Tensor, si
 def alignment_loss(similarity_maps: torch.Tensor, min_distances: torch.Tensor, target: torch.Tensor,
                    top_k: int = ALIGNMENT_TOP_K, upsample: str = "original") -> torch.Tensor:
     """Aln = MSE(Â, G); zero when the fused word map equals the Grad-CAM map."""
-    return F.mse_loss(alignment_map(similarity_maps, min_distances, tuple(target.shape[-2:]), top_k, upsample),
+    size = (target.shape[-2], target.shape[-1])
+    return F.mse_loss(alignment_map(similarity_maps, min_distances, size, top_k, upsample),
                       target)
 
 

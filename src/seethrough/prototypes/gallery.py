@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from ..core.minmax import minmax
 from ..explanations.render import denormalize, overlay
-from ..models.heads.prototype import similarity
+from ..models.heads.prototype import PrototypeNet, similarity
 from .push import PushResult, _unwrap
 from .receptive_field import ReceptiveField, measure_receptive_field
 
@@ -65,7 +65,7 @@ def high_activation_box(activation: np.ndarray | torch.Tensor,
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def upsampled_similarity(net: nn.Module, latent: torch.Tensor, prototype_ids: torch.Tensor,
+def upsampled_similarity(net: PrototypeNet, latent: torch.Tensor, prototype_ids: torch.Tensor,
                          size: tuple[int, int]) -> torch.Tensor:
     """Similarity maps (3) of prototypes ``prototype_ids`` on their own latent maps ``latent``
     (N×D×h×w, one per prototype), upsampled bicubically to ``size``: N×H×W (CPU, float32)."""
@@ -119,7 +119,7 @@ def render_gallery(model: nn.Module, dataset, result: PushResult, out_dir: str |
             samples = [_load(dataset, i) for i in indices[start:start + batch_size]]
             for group in _same_size(samples):
                 images = torch.stack([s["image"] for s in group])
-                size = tuple(images.shape[-2:])
+                size = (images.shape[-2], images.shape[-1])
                 if size not in fields:
                     fields[size] = measure_receptive_field(net, size, in_chans=images.shape[1])
                 with torch.no_grad():
@@ -148,7 +148,7 @@ def render_gallery(model: nn.Module, dataset, result: PushResult, out_dir: str |
 
 def _render_one(j: int, sample: dict, picture: np.ndarray, heat: np.ndarray, result: PushResult,
                 field: ReceptiveField, out_dir: Path, *, names, width: int, percentile: float,
-                net: nn.Module) -> dict:
+                net: PrototypeNet) -> dict:
     """Write prototype j's three PNGs; its ``gallery.json`` entry."""
     from PIL import Image
 

@@ -58,7 +58,7 @@ STORE_DTYPE = torch.float16
 TARGET_POLICIES = ("gt", "pred")
 DEFAULT_TARGET = "gt"
 #: The explainer settings (LVW: Grad-CAM, min-max to [0, 1], bilinear resize to the input).
-EXPLAINER = {"method": "gradcam", "normalize": "minmax", "upsample": "bilinear"}
+EXPLAINER: dict[str, Any] = {"method": "gradcam", "normalize": "minmax", "upsample": "bilinear"}
 #: How many missing ids an error lists by name (the count is always given).
 MAX_NAMED_MISSING = 10
 #: The command that writes a targets file (named in errors).
@@ -129,7 +129,9 @@ def compute_gradcam_targets(
     model = loaded.model.to(device).eval()
     layer_name, _ = resolve_target_layer(model, target_layer)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers)
-    maps, ids, classes = [], [], []
+    maps: list[torch.Tensor] = []
+    ids: list[str] = []
+    classes: list[torch.Tensor] = []
     for batch in loader:
         images, labels = batch["image"].to(device), batch["label"].to(device)
         chosen = labels if target == "gt" else resolve_targets(model, images, target)
@@ -209,7 +211,7 @@ class GradcamTargets:
                 up to :data:`MAX_NAMED_MISSING` are listed, with their count).
         """
         single = isinstance(sample_id, str)
-        ids = [sample_id] if single else [str(i) for i in sample_id]
+        ids = [str(sample_id)] if isinstance(sample_id, str) else [str(i) for i in sample_id]
         absent = self.missing(ids)
         if absent:
             raise MissingAttentionMapError(self._missing_message(absent))
@@ -276,7 +278,7 @@ class WithAttentionTargets(ImageDataset):
                 f"train on: {COMMAND}")
 
     @property
-    def transform(self):  # type: ignore[override]
+    def transform(self):
         return self.dataset.transform
 
     @transform.setter
@@ -284,11 +286,11 @@ class WithAttentionTargets(ImageDataset):
         self.dataset.transform = value
 
     @property
-    def classes(self) -> list[str]:  # type: ignore[override]
+    def classes(self) -> list[str]:  # type: ignore[override]  # read-only view of the wrapped dataset's list
         return self.dataset.classes
 
     @property
-    def normalization(self):  # type: ignore[override]
+    def normalization(self):
         return self.dataset.normalization
 
     @property

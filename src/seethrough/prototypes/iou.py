@@ -10,13 +10,14 @@ each with its chance level (two independent random regions of the same sizes).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..metrics import iou_at_percentile
+from ..models.heads.prototype import PrototypeNet
 from ..models.prototype_losses import ALIGNMENT_TOP_K
 
 #: The original evaluates at ``-thr 50``.
@@ -38,14 +39,14 @@ def word_map(model: nn.Module, images: torch.Tensor, *, top_k: int = ALIGNMENT_T
 
 
 @torch.no_grad()
-def lvw_iou(model: nn.Module, batches: Iterable[dict], reference: Callable[[Sequence[str]], torch.Tensor], *,
+def lvw_iou(model: PrototypeNet, batches: Iterable[dict], reference: Callable[[Sequence[str]], torch.Tensor], *,
             percentile: float = IOU_PERCENTILE, conventions: Sequence[str] = IOU_CONVENTIONS,
             top_k: int = ALIGNMENT_TOP_K) -> dict:
     """Mean IoU (and chance level, count, NaN count) per convention over ``batches`` (dicts with
     ``image`` and ``id``); ``reference(ids)`` gives the base model's Grad-CAM maps B×H×W."""
     model.eval()
-    values = {c: [] for c in conventions}
-    chance = {c: [] for c in conventions}
+    values: dict[str, list[torch.Tensor]] = {c: [] for c in conventions}
+    chance: dict[str, list[torch.Tensor]] = {c: [] for c in conventions}
     device = next(model.parameters()).device
     for batch in batches:
         if "image" not in batch:
@@ -60,7 +61,7 @@ def lvw_iou(model: nn.Module, batches: Iterable[dict], reference: Callable[[Sequ
                                              region=convention, return_details=True)
             values[convention].append(iou.cpu())
             chance[convention].append(details["chance"].cpu())
-    result = {"percentile": percentile, "top_k": top_k}
+    result: dict[str, Any] = {"percentile": percentile, "top_k": top_k}
     for convention in conventions:
         if not values[convention]:
             raise ValueError("the IoU evaluation set is empty")

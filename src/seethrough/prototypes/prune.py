@@ -9,10 +9,11 @@ N×P matrix of min distances, then a top-k per prototype — no per-prototype he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
-from torch import nn
 
+from ..models.heads.prototype import PrototypeNet
 from ..models.registry import create_model
 
 #: The paper's defaults: k = 6 nearest images, prune when fewer than τ = 3 share the class.
@@ -37,30 +38,31 @@ class PruneResult:
 
 
 @torch.no_grad()
-def nearest_image_labels(model: nn.Module, loader, k: int = PRUNE_K) -> torch.Tensor:
+def nearest_image_labels(model: PrototypeNet, loader, k: int = PRUNE_K) -> torch.Tensor:
     """P×k labels of the k images whose closest patch is nearest to each prototype."""
     was_training = model.training
     model.eval()
-    distances, labels = [], []
+    distance_batches: list[torch.Tensor] = []
+    label_batches: list[torch.Tensor] = []
     try:
         for batch in loader:
             if "image" not in batch:
                 continue
             out = model(batch["image"].to(next(model.parameters()).device))
-            distances.append(out.extras["min_distances"].float().cpu())
-            labels.append(batch["label"].cpu())
+            distance_batches.append(out.extras["min_distances"].float().cpu())
+            label_batches.append(batch["label"].cpu())
     finally:
         model.train(was_training)
-    if not distances:
+    if not distance_batches:
         raise ValueError("the pruning set is empty: give the training data the model was pushed on")
-    distances, labels = torch.cat(distances), torch.cat(labels)
+    distances, labels = torch.cat(distance_batches), torch.cat(label_batches)
     if distances.shape[0] < k:
         raise ValueError(f"pruning needs at least k={k} images, the set has {distances.shape[0]}; lower --k")
     nearest = distances.topk(k, dim=0, largest=False).indices      # k×P, nearest first
     return labels[nearest].t()
 
 
-def find_prunable(model: nn.Module, loader, *, k: int = PRUNE_K, tau: int = PRUNE_TAU) -> PruneResult:
+def find_prunable(model: PrototypeNet, loader, *, k: int = PRUNE_K, tau: int = PRUNE_TAU) -> PruneResult:
     """Prototype j is pruned when fewer than ``tau`` of its ``k`` nearest images are of its class."""
     if not 1 <= tau <= k:
         raise ValueError(f"--tau must be between 1 and --k ({k}), got {tau}")
@@ -72,7 +74,7 @@ def find_prunable(model: nn.Module, loader, *, k: int = PRUNE_K, tau: int = PRUN
     return PruneResult(keep, pruned, counts.tolist(), nearest.tolist(), k, tau)
 
 
-def pruned_model(model: nn.Module, keep: list[int]) -> nn.Module:
+def pruned_model(model: PrototypeNet, keep: list[int]) -> PrototypeNet:
     """A new model with only the prototypes ``keep`` (their vectors and last-layer columns), the
     class of each recorded in ``prototype_classes``; everything else copied."""
     if not keep:
@@ -80,8 +82,8 @@ def pruned_model(model: nn.Module, keep: list[int]) -> nn.Module:
     config = {key: value for key, value in model.config.items() if key not in ("name", "num_classes", "backbone")}
     own = model.prototype_class_identity.argmax(dim=1)
     config.update(num_prototypes=len(keep), prototype_classes=own[keep].tolist())
-    new = create_model(model.config["name"], num_classes=model.num_classes, backbone=model.config["backbone"],
-                       pretrained=False, **config)
+    new = cast(PrototypeNet, create_model(model.config["name"], num_classes=model.num_classes,
+                                          backbone=model.config["backbone"], pretrained=False, **config))
     state = model.state_dict()
     state["prototypes"] = state["prototypes"][keep]
     state["last_layer.weight"] = state["last_layer.weight"][:, keep]
@@ -93,7 +95,7 @@ def pruned_model(model: nn.Module, keep: list[int]) -> nn.Module:
 PRUNE_LAST_LAYER_EPOCHS, PRUNE_LAST_LAYER_LR = 100, 1e-4
 
 
-def retrain_last_layer(model: nn.Module, loader, *, epochs: int = PRUNE_LAST_LAYER_EPOCHS,
+def retrain_last_layer(model: PrototypeNet, loader, *, epochs: int = PRUNE_LAST_LAYER_EPOCHS,
                        lr: float = PRUNE_LAST_LAYER_LR) -> list[float]:
     """Train only ``model.last_layer`` for ``epochs`` epochs (Adam ``lr``) with the model's own loss
     in its last-layer stage (ProtoPNet: CE + 0.8 Clst − 0.08 Sep + 1e-4 L1), as run_pruning.py does

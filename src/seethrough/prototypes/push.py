@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, cast
 
 import torch
 from torch import nn
 
-from ..models.heads.prototype import squared_distances
+from ..models.heads.prototype import PrototypeNet, squared_distances
 
 #: Dataset index / position recorded for a prototype that found no patch (class-specific push
 #: with no image of its class); such a push is refused before the prototypes change.
@@ -240,7 +240,7 @@ def push_prototypes(model: nn.Module, loader: Iterable[dict], *, class_specific:
                       latent_size=(int(search.latent_hw[0]), int(search.latent_hw[1])))
 
 
-def _check(search: NearestPatchSearch, class_specific: bool, net: nn.Module, dataset) -> None:
+def _check(search: NearestPatchSearch, class_specific: bool, net: PrototypeNet, dataset) -> None:
     """Refuse an empty push set, NaN distances, and classes without images (class-specific)."""
     if int(search.count) == 0:
         raise ValueError("push set is empty: the loader gave no images (over every rank); push with the "
@@ -263,12 +263,12 @@ def _check(search: NearestPatchSearch, class_specific: bool, net: nn.Module, dat
                      "training set)" + (", or pass class_specific=False" if class_specific else ""))
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def _unwrap(model: nn.Module) -> PrototypeNet:
     """The plain module under Fabric's wrapper and torch.compile (parameters are shared)."""
     for attribute in ("_original_module", "_orig_mod"):
         while hasattr(model, attribute) and isinstance(getattr(model, attribute), nn.Module):
             model = getattr(model, attribute)
-    return model
+    return cast(PrototypeNet, model)
 
 
 def _base_dataset(loader):

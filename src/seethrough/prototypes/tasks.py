@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..data import build_dataset
 from ..data.base import collate
+from ..models.heads.prototype import PrototypeNet
 from ..models.loading import data_for_run, load_for_inference
 from .prune import PRUNE_K, PRUNE_LAST_LAYER_EPOCHS, PRUNE_TAU, find_prunable, pruned_model, retrain_last_layer
 
@@ -43,9 +44,10 @@ def prune_model(source: str, out: str | Path, *, data: str | None = None, data_o
     if getattr(loaded.model, "stage_recipe", None) != "prototype":
         raise ValueError(f"{source} is a {loaded.model.config.get('name')!r} model; pruning applies to prototype "
                          "models (protopnet, lvw)")
+    net = cast(PrototypeNet, loaded.model)   # checked above: a prototype model
     loader, spec = _loader(source, loaded, data, data_options, split, batch_size)
-    result = find_prunable(loaded.model, loader, k=k, tau=tau)
-    model = pruned_model(loaded.model, result.keep)
+    result = find_prunable(net, loader, k=k, tau=tau)
+    model = pruned_model(net, result.keep)
     losses = retrain_last_layer(model, _shuffled(loader), epochs=last_layer_epochs) if last_layer_epochs else []
     out = Path(out)
     model.save_pretrained(out, classes=list(loaded.classes), mean=list(loaded.mean), std=list(loaded.std),
@@ -77,8 +79,8 @@ def lvw_iou_run(source: str, maps: str | Path, *, data: str | None = None, data_
     targets = load_gradcam_targets(maps)
     loader, spec = _loader(source, loaded, data, data_options, split, batch_size)
     result = {"model": str(source), "maps": str(maps), "data": spec, "split": split,
-              **lvw_iou(loaded.model, loader, lambda ids: targets.get(list(ids)), percentile=percentile,
-                        top_k=top_k)}
+              **lvw_iou(cast(PrototypeNet, loaded.model), loader, lambda ids: targets.get(list(ids)),
+                        percentile=percentile, top_k=top_k)}
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=2))
     return result

@@ -33,7 +33,7 @@ attempt to stop them is a no-op); only the stream learns, by cross-entropy.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
@@ -100,14 +100,20 @@ class CrossAttentionStream(nn.Module):
         outs = [*widths[1:], out_dim]
         self.blocks = nn.ModuleList(CrossAttentionBlock(d_in, d_out, heads) for d_in, d_out in zip(widths, outs))
 
+    @property
+    def block_list(self) -> list[CrossAttentionBlock]:
+        """The blocks, typed (``nn.ModuleList`` indexing is typed as any module)."""
+        return cast(list[CrossAttentionBlock], list(self.blocks))
+
     def forward(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """Tap maps in order → (last token u, attention per tap, the last map's a_L·F_L as B×d_L×t)."""
         token = self.cls_token.to(maps[0].dtype).expand(maps[0].shape[0], -1)
         attentions = []
-        for block, features in zip(self.blocks[:-1], maps[:-1]):
+        blocks = self.block_list
+        for block, features in zip(blocks[:-1], maps[:-1]):
             token, attention = block(features, token)
             attentions.append(attention)
-        last, features = self.blocks[-1], maps[-1]
+        last, features = blocks[-1], maps[-1]
         attention, grouped = last.attend(features, token)
         weighted = (attention[:, :, None, :] * grouped).flatten(1, 2)         # a_L(p) F_L(p), B×d_L×t
         token = last.proj(weighted.sum(dim=-1))
@@ -140,7 +146,7 @@ class CAStream(SeeThroughModel):
                                              else "xavier")
         self.config["stream_init"] = init
         if init == "trunc_normal":
-            for block in self.stream.blocks:
+            for block in self.stream.block_list:
                 nn.init.trunc_normal_(block.proj.weight, std=TRUNC_NORMAL_STD)
                 nn.init.zeros_(block.proj.bias)
         for param in self.backbone.parameters():
@@ -165,7 +171,7 @@ class CAStream(SeeThroughModel):
         """The LayerNorm of the backbone's head (ConvNeXt) applied before ``fc``, if used."""
         return head_norm(self.backbone.body) if self.config["head_norm"] else None
 
-    def init_classifier_from(self, baseline: nn.Module, *, source: str) -> None:
+    def init_classifier_from(self, baseline: SeeThroughModel, *, source: str) -> None:
         """``use_pre``: the classifier of an FC baseline run on the same data (its backbone is
         copied by the caller), so the stream learns to feed a classifier trained with GAP."""
         if baseline.config.get("name") != "fc":
@@ -175,7 +181,8 @@ class CAStream(SeeThroughModel):
             raise ValueError(f"backbone {self.config['backbone']!r} has a head LayerNorm that the FC baseline of "
                              f"{source} never applied; add --model-opt head_norm=false to reuse its classifier "
                              "as trained")
-        self.classifier.fc.load_state_dict({"weight": baseline.fc.weight, "bias": baseline.fc.bias})
+        fc = cast(nn.Linear, baseline.fc)   # the FC baseline's classifier (models.heads.linear)
+        self.classifier.fc.load_state_dict({"weight": fc.weight, "bias": fc.bias})
         self.classifier_source = f"use_pre {source}"
 
     def training_warning(self) -> str | None:
@@ -213,7 +220,7 @@ class CAStream(SeeThroughModel):
         extras = {f"{ATTENTION_KEY}.{name}": a for name, a in zip(self.tap_names, attentions)}
         extras[ATTENTION_KEY] = attentions[-1]
         return self._output(token, weighted, attentions[-1], extras, tuple(features.shape[-2:]),
-                            proj=self.stream.blocks[-1].proj)
+                            proj=self.stream.block_list[-1].proj)
 
     def _output(self, pooled: torch.Tensor, contributions: torch.Tensor, attention: torch.Tensor | None,
                 extras: dict, size: tuple[int, int], *, proj: nn.Linear | None) -> ModelOutput:

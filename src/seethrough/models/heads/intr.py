@@ -82,7 +82,7 @@ class INTR(SeeThroughModel):
         mask = None
         if padding_mask is not None and features.shape[-2] * features.shape[-1] > 0:
             mask = F.interpolate(padding_mask[:, None].float(), size=features.shape[-2:]).to(torch.bool)[:, 0]
-        return self.head_forward(features, mask, image_size=tuple(images.shape[-2:]))
+        return self.head_forward(features, mask, image_size=(images.shape[-2], images.shape[-1]))
 
     def head_forward(self, features: torch.Tensor, mask: torch.Tensor | None = None, *,
                      image_size: tuple[int, int] | None = None) -> ModelOutput:

@@ -20,6 +20,8 @@ similarity maps; ``extras``: ``prototype_similarity`` B×P×h×w (g applied per 
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -57,7 +59,7 @@ def add_on_layers(in_channels: int, dim: int, kind: str) -> nn.Sequential:
     for layer in layers:
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
+            nn.init.zeros_(cast(torch.Tensor, layer.bias))   # Conv2d(..., bias=True): never None
     return nn.Sequential(*layers)
 
 
@@ -96,6 +98,7 @@ class PrototypeNet(SeeThroughModel):
         p, d, c = config["num_prototypes"], config["prototype_dim"], config["num_classes"]
         self.add_on = add_on_layers(backbone.num_features, d, config["add_on"])
         self.prototypes = nn.Parameter(torch.rand(p, d, 1, 1))
+        self.prototype_class_identity: torch.Tensor
         self.register_buffer("prototype_class_identity", class_identity(p, c, config.get("prototype_classes")),
                              persistent=False)
         self.last_layer = nn.Linear(p, c, bias=False)

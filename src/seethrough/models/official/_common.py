@@ -24,7 +24,7 @@ CONVERTERS: dict[str, Converter] = {}
 
 #: Globals allowed while unpickling a checkpoint besides tensors and containers: the training
 #: scripts of SCOUTER and DETR save their ``argparse`` arguments next to the weights.
-SAFE_GLOBALS = [argparse.Namespace]
+SAFE_GLOBALS: list[Any] = [argparse.Namespace]
 
 
 def register_converter(kind: str) -> Callable[[Converter], Converter]:
@@ -103,7 +103,7 @@ def mismatched_keys(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.T
 DETR_BACKBONE_PREFIX = "backbone.0.body."
 #: torchvision ResNets (DETR's ``--backbone``) by block type and blocks per stage; timm has the
 #: same parameter names under the same model names.
-RESNETS = {
+RESNETS: dict[tuple[str, tuple[int, ...]], str] = {
     ("basic", (2, 2, 2, 2)): "resnet18",
     ("basic", (3, 4, 6, 3)): "resnet34",
     ("bottleneck", (3, 4, 6, 3)): "resnet50",

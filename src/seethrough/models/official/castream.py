@@ -38,11 +38,12 @@ records nothing extra.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import torch
 from torch import nn
 
+from ..heads.castream import CAStream
 from ..hub import load_state_dict_checked
 from ..registry import create_model
 from ._common import RESNETS, register_converter, resnet_name, unwrap_state_dict
@@ -60,7 +61,7 @@ RESNET_BLOCKS = ("base", "l1", "l2", "l3", "l4")
 #: Channels of a plain ResNet's first 3×3 convolution (layer1.0.conv2); ResNeXts and wide ResNets differ.
 RESNET_BASE_WIDTH = 64
 #: torchvision ConvNeXts (the original's ``convnext_*_clsv1``) by blocks per stage and stem width.
-CONVNEXTS = {
+CONVNEXTS: dict[tuple[tuple[int, ...], int], str] = {
     ((3, 3, 9, 3), 96): "convnext_tiny",
     ((3, 3, 27, 3), 96): "convnext_small",
     ((3, 3, 27, 3), 128): "convnext_base",
@@ -102,6 +103,7 @@ def convert_castream(checkpoint: Mapping[str, Any], **options) -> nn.Module:
         raise ValueError(f"heads={heads} was given, but the original ConvNeXt's stream always has 1 head "
                          "(models/ConvNext/cls_v1.py): drop heads=")
     if family == "resnet":
+        blocks: tuple[str, ...]
         renamed, blocks = _rename_resnet(state), RESNET_BLOCKS
         inferred, fc_key = _resnet_name(state), "fc.weight"
     else:
@@ -115,8 +117,8 @@ def convert_castream(checkpoint: Mapping[str, Any], **options) -> nn.Module:
     if given is not None and given != num_classes:
         raise ValueError(f"num_classes={given} was given, but the checkpoint's {fc_key} has shape "
                          f"{tuple(state[fc_key].shape)} ({num_classes} classes): drop num_classes=")
-    model = create_model("castream", num_classes=num_classes, backbone=backbone, taps="paper", pretrained=False,
-                         heads=heads, **options)
+    model = cast(CAStream, create_model("castream", num_classes=num_classes, backbone=backbone, taps="paper",
+                                        pretrained=False, heads=heads, **options))
     _check_stream(model, state, renamed, blocks, backbone)
     own = model.state_dict()
     for key in [k for k in own if k.endswith("num_batches_tracked")]:
@@ -238,16 +240,17 @@ def _rename_convnext(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return renamed
 
 
-def _check_stream(model: nn.Module, state: Mapping[str, torch.Tensor], renamed: Mapping[str, torch.Tensor],
+def _check_stream(model: CAStream, state: Mapping[str, torch.Tensor], renamed: Mapping[str, torch.Tensor],
                   blocks: tuple[str, ...], backbone: str) -> None:
     """The checkpoint's stream must be the paper's taps with ``backbone``'s widths (clear errors)."""
     taps = ", ".join(model.tap_names)
     other = (f"the paper's taps of {backbone} are {len(blocks)}: {', '.join(blocks)} after {taps}; a checkpoint "
              "of another tap set cannot be converted")
     if blocks[0].startswith("cls_stream."):  # ConvNeXt: cls_stream.<i>
-        found = _indices(state, r"cls_stream\.(\d+)\.")
-        if found != list(range(len(blocks))):
-            raise ValueError(f"the checkpoint's stream has blocks cls_stream.{found} ({len(found)} blocks); {other}")
+        indices = _indices(state, r"cls_stream\.(\d+)\.")
+        if indices != list(range(len(blocks))):
+            raise ValueError(f"the checkpoint's stream has blocks cls_stream.{indices} ({len(indices)} blocks); "
+                             f"{other}")
     else:
         found = [name for name in blocks if any(k.startswith(name + ".") for k in state)]
         extra = sorted({m.group(1) for k in state if (m := re.match(r"(l\d+)\.", k)) and m.group(1) not in blocks})

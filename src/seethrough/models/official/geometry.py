@@ -46,6 +46,7 @@ def original_geometry(kind: str, model: nn.Module) -> dict[str, Any]:
         return {"resize": "detr", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     if kind not in _SQUARE_PIL:
         return {}
-    mnist = model.config.get("stem") == "mnist" or model.config.get("in_chans") == 1
+    config: dict[str, Any] = getattr(model, "config")  # noqa: B009  (a converted seethrough model)
+    mnist = config.get("stem") == "mnist" or config.get("in_chans") == 1
     mean, std = (MNIST_MEAN, MNIST_STD) if mnist else (IMAGENET_MEAN, IMAGENET_STD)
     return {"img_size": _SQUARE_PIL[kind], "resize": PIL_BILINEAR, "mean": list(mean), "std": list(std)}

@@ -24,11 +24,12 @@ import argparse
 import contextlib
 import logging
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import torch
 from torch import nn
 
+from ..base import SeeThroughModel
 from ..hub import load_state_dict_checked
 from ..registry import create_model
 from ._common import DETR_BACKBONE_PREFIX, mismatched_keys, register_converter, resnet_name, unwrap_state_dict
@@ -298,7 +299,8 @@ def _build_and_load(state: dict[str, torch.Tensor], config: dict[str, Any], *, s
     """``create_model("intr", **config)`` with ``state`` loaded strictly; errors say what to fix."""
     backbone = config.pop("backbone")
     num_classes = config.pop("num_classes")
-    model = create_model("intr", num_classes=num_classes, backbone=backbone, pretrained=False, **config)
+    model = cast(SeeThroughModel, create_model("intr", num_classes=num_classes, backbone=backbone,
+                                                pretrained=False, **config))
     own = model.state_dict()
     counters = [k for k in own if k.endswith("num_batches_tracked")]
     for key in counters:  # frozen_bn=False: DETR's FrozenBatchNorm2d has no counters
@@ -312,7 +314,8 @@ def _build_and_load(state: dict[str, torch.Tensor], config: dict[str, Any], *, s
     return model
 
 
-def _hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], backbone: str) -> str:
+def _hint(model: SeeThroughModel, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+          backbone: str) -> str:
     """Which option to fix, from where the mismatching keys are."""
     bad = mismatched_keys(own, state)
     hints = []

@@ -28,11 +28,12 @@ and ImageNet normalization (preprocess.py), seethrough's defaults.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import torch
 from torch import nn
 
+from ..base import SeeThroughModel
 from ..hub import load_state_dict_checked
 from ..registry import create_model
 from ._common import RESNETS, register_converter, resnet_name, unwrap_state_dict
@@ -49,7 +50,7 @@ RESNET_BASE_WIDTH = 64
 #: The originals' VGGs (vgg_features.py, torchvision's configurations A, B, D, E) by 3×3 conv count.
 VGGS = {8: "vgg11", 10: "vgg13", 13: "vgg16", 16: "vgg19"}
 #: The originals' DenseNets (densenet_features.py) by dense layers per block and stem width.
-DENSENETS = {
+DENSENETS: dict[tuple[tuple[int, ...], int], str] = {
     ((6, 12, 24, 16), 64): "densenet121",
     ((6, 12, 32, 32), 64): "densenet169",
     ((6, 12, 48, 32), 64): "densenet201",
@@ -127,8 +128,8 @@ def _convert(kind: str, checkpoint: Mapping[str, Any], options: dict) -> nn.Modu
     family = _family(state)
     backbone = _choose_backbone(_infer_backbone(state, family), options.pop("backbone", None), family, state)
     add_on = _add_on_type(state, options.pop("add_on", None))
-    model = create_model(kind, num_classes=num_classes, backbone=backbone, pretrained=False,
-                         num_prototypes=num_prototypes, prototype_dim=dim, add_on=add_on, **options)
+    model = cast(SeeThroughModel, create_model(kind, num_classes=num_classes, backbone=backbone, pretrained=False,
+                         num_prototypes=num_prototypes, prototype_dim=dim, add_on=add_on, **options))
     renamed = _rename(state)
     own = model.state_dict()
     _check_add_on(renamed, own, model, backbone, add_on, dim)
@@ -283,7 +284,7 @@ def _rename(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return renamed
 
 
-def _check_add_on(renamed: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], model: nn.Module,
+def _check_add_on(renamed: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], model: SeeThroughModel,
                   backbone: str, add_on: str, dim: int) -> None:
     """The add-on must lead from the backbone's width to D as the original builds it (clear errors)."""
     width = model.backbone.num_features

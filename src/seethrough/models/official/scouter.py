@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import timm
 import torch
 from torch import nn
 
+from ..base import SeeThroughModel
 from ..hub import load_state_dict_checked
 from ..registry import create_model
 from ._common import mismatched_keys, register_converter, unwrap_state_dict
@@ -131,7 +132,7 @@ def convert_scouter(checkpoint: Mapping[str, Any], **options) -> nn.Module:
     else:
         renamed = {k: v for k, v in renamed.items() if not k.startswith("slot.to_q.")}
         config.update(_scouter_slot_config(renamed, options))
-    model = create_model(variant, **config)
+    model = cast(SeeThroughModel, create_model(variant, **config))
     own = model.state_dict()
     if variant == "scouter" and "mobilenet" in backbone:
         for key in own:  # conv_head: removed by the official slot model, unused by ours
@@ -151,12 +152,12 @@ def _scouter_args(args: Any) -> dict[str, Any]:
         return {}
     values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     out: dict[str, Any] = {}
-    for key, target, cast in (("model", "backbone", str), ("num_classes", "num_classes", int),
-                              ("slots_per_class", "slots_per_class", int), ("loss_status", "sign", int),
-                              ("lambda_value", "lambda_value", float), ("power", "power", float)):
+    for key, target, convert in (("model", "backbone", str), ("num_classes", "num_classes", int),
+                                 ("slots_per_class", "slots_per_class", int), ("loss_status", "sign", int),
+                                 ("lambda_value", "lambda_value", float), ("power", "power", float)):
         try:
             if values.get(key) is not None:
-                out[target] = cast(values[key])
+                out[target] = convert(values[key])
         except (TypeError, ValueError):  # e.g. a sweep list "1,3,10": leave it to the options
             pass
     if values.get("dataset") == "MNIST":
@@ -224,7 +225,7 @@ def _check_given(options: dict, key: str, inferred: int, source: str) -> None:
         raise ValueError(f"{key}={given} was given, but the checkpoint's {source} says {inferred}")
 
 
-def _scouter_hint(model: nn.Module, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+def _scouter_hint(model: SeeThroughModel, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
                   backbone: str) -> str:
     """Which option to fix, from where the mismatching keys are."""
     bad = mismatched_keys(own, state)
