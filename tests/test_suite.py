@@ -142,3 +142,16 @@ def test_torchrun_two_processes_match_one(runs, tmp_path):
         a, b = ddp["models"]["fc"]["explainers"]["native"][name], one["models"]["fc"]["explainers"]["native"][name]
         assert a["total"] == b["total"] == 7
         assert a["mean"] == pytest.approx(b["mean"], rel=1e-5)
+
+
+def test_part_metrics_run_on_the_synthetic_data(runs, tmp_path):
+    parts = ["single_deletion", "deletion_check", "background_independence", "target_sensitivity"]
+    chosen = load_protocol("quick", explainers=["native"], metrics=parts)
+    summary = seethrough.evaluate([runs / "neg"], data="synthetic",
+                                  data_options={**SYNTHETIC_OPTS, "difficulty": "medium"}, protocol=chosen,
+                                  out=tmp_path / "synthetic", limit=4, batch_size=4, progress=False)
+    metrics = summary["models"]["neg"]["explainers"]["native"]
+    assert list(metrics) == parts
+    assert all(metrics[name]["total"] == 4 for name in parts)
+    assert 0.0 <= metrics["background_independence"]["mean"] <= 1.0
+    assert "parts" in summary["models"]["neg"]["data"]["ground_truth"]

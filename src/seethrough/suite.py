@@ -12,6 +12,7 @@ the figures (see :mod:`seethrough.report`).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -27,6 +28,8 @@ from torch.utils.data import DataLoader
 from ._version import __version__
 from .data import build_dataset
 from .data.base import collate
+from .data.interventions import PartInterventions
+from .data.synthetic import SyntheticDataset
 from .explanations.api import explain, get_explainer
 from .explanations.render import denormalize
 from .explanations.targets import is_class_map_file, load_class_map, select_classes
@@ -37,6 +40,8 @@ from .protocol import Protocol, load_protocol
 #: Run configuration file a training run writes; read for the model's default dataset.
 #: Keyword a metric function uses for each piece of ground truth.
 GROUND_TRUTH_PARAMS: tuple[str, ...] = ("masks", "boxes")
+#: The ground truth of the part metrics: a dataset's part interventions (the synthetic data's).
+PARTS_PARAM = "parts"
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +161,7 @@ def _evaluate_model(fabric: Fabric, label: str, source: str, loaded: InferenceMo
     with _progress(f"{label}", len(loader), enabled=progress and fabric.global_rank == 0) as (bar, task):
         for batch in loader:
             if "image" in batch:
-                _evaluate_batch(model, batch, fabric.device, protocol, metrics, state)
+                _evaluate_batch(model, batch, fabric.device, protocol, metrics, state, dataset)
             state.bad_images += batch["skipped"]
             bar.advance(task)
     return state.finish(fabric, label, source, metrics, {"spec": spec, "split": split, "options": options,
@@ -218,7 +223,7 @@ class _State:
 
 
 def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol,
-                    metrics: dict[str, dict[str, Metric]], state: _State) -> None:
+                    metrics: dict[str, dict[str, Metric]], state: _State, dataset: Any = None) -> None:
     images = batch["image"].to(device)
     labels = batch["label"].to(device)
     ids = batch["index"]
@@ -230,8 +235,14 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
     state.seen += images.shape[0]
     targets = select_classes(logits, state.policy, labels=labels, class_map=state.class_map)[:, 0]
     ground_truth = _ground_truth(batch, device)
+    if (isinstance(dataset, SyntheticDataset) and dataset.transform is not None
+            and any(PARTS_PARAM in m.parameters for ms in metrics.values() for m in ms.values())):
+        ground_truth[PARTS_PARAM] = PartInterventions.for_samples(dataset, ids.tolist(), dataset.transform,
+                                                                  (images.shape[-2], images.shape[-1]))
     state.ground_truth.update(ground_truth)
     for explainer, options in state.explainer_options.items():
+        if "sample_ids" in inspect.signature(get_explainer(explainer)).parameters and "sample_ids" not in options:
+            options = {**options, "sample_ids": ids}   # per-sample randomness (RISE, random) follows the sample
         start = time.perf_counter()
         maps = explain(model, images, targets, method=explainer, normalize=protocol.normalize,
                        upsample=protocol.upsample, **options)
@@ -245,6 +256,9 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
             needs = [key for key in GROUND_TRUTH_PARAMS if key in metric.parameters]
             if needs and not ground_truth and "reference" not in metric.protocol:
                 state.skipped[(explainer, name)] = "the dataset has no ground-truth masks or boxes"
+                continue
+            if PARTS_PARAM in metric.parameters and PARTS_PARAM not in ground_truth:
+                state.skipped[(explainer, name)] = "the dataset has no part interventions (the synthetic data has)"
                 continue
             start = time.perf_counter()
             metric.update(model, images, maps, targets, sample_ids=ids, **ground_truth, **extra)
@@ -293,9 +307,6 @@ def _keep_examples(state: _State, explainer: str, images, maps, targets, labels,
 def _explainer_options(explainer: str, options: dict[str, Any], loaded: InferenceModel) -> dict[str, Any]:
     """The protocol's options of ``explainer``, plus the model's normalization ``mean``/``std``
     for an explainer that masks in pixel space (``scorecam-original``) when not given."""
-    import inspect
-
-
     options = dict(options)
     parameters = inspect.signature(get_explainer(explainer.lower())).parameters
     if "mean" in parameters and "mean" not in options:

@@ -376,7 +376,7 @@ class SyntheticDataset(ImageDataset):
                            for _ in range(n_single)]
         placed = list(evidence)
         for part in candidates:
-            center = _place(rng, part["radius"], placed, size, cfg.clearance)
+            center = place_footprint(rng, part["radius"], placed, size, cfg.clearance)
             if center is not None:
                 part["center"] = center
                 placed.append(part)
@@ -395,7 +395,7 @@ class SyntheticDataset(ImageDataset):
         mask = np.zeros((size, size), bool)
         boxes = []
         for part in scene.parts:
-            window, region = _part_pixels(part, size)
+            window, region = part_pixels(part, size)
             if not region.any():
                 continue
             patch = image[window]
@@ -479,7 +479,7 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
 
 
-def _place(rng: np.random.Generator, radius: float, placed: list[dict], size: float,
+def place_footprint(rng: np.random.Generator, radius: float, placed: list[dict], size: float,
            clearance: float) -> tuple[float, float] | None:
     """A uniformly random centre for a footprint of ``radius`` inside the image whose gap to
     every ``placed`` footprint is at least ``clearance`` × the larger radius; None if none fits.
@@ -509,7 +509,7 @@ def _place(rng: np.random.Generator, radius: float, placed: list[dict], size: fl
     return float(x), float(y)
 
 
-def _part_pixels(part: Part, size: int) -> tuple[tuple[slice, slice], np.ndarray]:
+def part_pixels(part: Part, size: int) -> tuple[tuple[slice, slice], np.ndarray]:
     """The window of the image around ``part`` and the bool region of its pixels in it."""
     cx, cy = part.center
     x0, x1 = max(0, math.floor(cx - part.radius)), min(size, math.ceil(cx + part.radius) + 1)

@@ -31,6 +31,7 @@ from torch import nn
 from ..core.calls import eval_mode, logits_of
 
 # the built-in explainers register themselves on import
+from . import baselines as _baselines  # noqa: F401
 from . import native_maps as _native  # noqa: F401
 from . import posthoc as _posthoc  # noqa: F401
 from . import rise as _rise  # noqa: F401

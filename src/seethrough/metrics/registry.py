@@ -16,6 +16,8 @@ METRIC_FAMILIES: dict[str, tuple[str, ...]] = {
     "robustness": ("infidelity", "max_sensitivity", "avg_sensitivity"),
     "sanity": ("randomization_check",),
     "complexity": ("sparseness", "entropy"),
+    "parts": ("controlled_synthetic_data_check", "preservation_check", "deletion_check", "distractibility",
+              "single_deletion", "target_sensitivity", "background_independence"),
 }
 #: Metric name → the module (family) that defines it.
 MODULE_OF: dict[str, str] = {name: family for family, names in METRIC_FAMILIES.items() for name in names}

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from .registry import get_metric
 
 #: Keyword arguments a metric function may take from the batch's ground truth.
-GROUND_TRUTH_KEYS: tuple[str, ...] = ("masks", "boxes")
+GROUND_TRUTH_KEYS: tuple[str, ...] = ("masks", "boxes", "parts")
 #: Keyword arguments a metric function may take from the explainer besides ``maps``: the maps
 #: before upsampling (area_size at the map's resolution).
 MAP_KEYS: tuple[str, ...] = ("low_res_maps",)
