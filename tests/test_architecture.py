@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("validation", "protocol", "report"),
     ("suite",),
     ("demo",),
+    ("benchmark",),
     ("cli", "__main__", "__init__"),
 )
 

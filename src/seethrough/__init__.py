@@ -40,6 +40,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "train": ("seethrough.engine.trainer", "train"),
     "validate": ("seethrough.validation", "validate"),
     "evaluate": ("seethrough.suite", "evaluate"),
+    "benchmark": ("seethrough.benchmark", "benchmark"),
 }
 
 
@@ -51,7 +52,7 @@ def __getattr__(name: str) -> Any:  # PEP 562
 
 
 __all__ = [
-    "ModelOutput", "__version__", "create_model", "denormalize", "evaluate", "explain", "explain_batch",
+    "ModelOutput", "__version__", "benchmark", "create_model", "denormalize", "evaluate", "explain", "explain_batch",
     "from_official", "from_pretrained", "list_explainers", "list_models", "metrics", "register_explainer",
     "register_model", "render_batch", "train", "validate",
 ]

@@ -34,6 +34,7 @@ from .explanations.api import explain, get_explainer
 from .explanations.render import denormalize
 from .explanations.targets import is_class_map_file, load_class_map, select_classes
 from .metrics import Metric
+from .metrics.substrates import ABSENT_SUBSTRATE
 from .models.loading import InferenceModel, data_for_run, load_for_inference
 from .protocol import Protocol, load_protocol
 
@@ -236,7 +237,7 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
     targets = select_classes(logits, state.policy, labels=labels, class_map=state.class_map)[:, 0]
     ground_truth = _ground_truth(batch, device)
     if (isinstance(dataset, SyntheticDataset) and dataset.transform is not None
-            and any(PARTS_PARAM in m.parameters for ms in metrics.values() for m in ms.values())):
+            and any(_uses_parts(m) for ms in metrics.values() for m in ms.values())):
         ground_truth[PARTS_PARAM] = PartInterventions.for_samples(dataset, ids.tolist(), dataset.transform,
                                                                   (images.shape[-2], images.shape[-1]))
     state.ground_truth.update(ground_truth)
@@ -257,7 +258,7 @@ def _evaluate_batch(model, batch: dict, device: torch.device, protocol: Protocol
             if needs and not ground_truth and "reference" not in metric.protocol:
                 state.skipped[(explainer, name)] = "the dataset has no ground-truth masks or boxes"
                 continue
-            if PARTS_PARAM in metric.parameters and PARTS_PARAM not in ground_truth:
+            if _uses_parts(metric) and PARTS_PARAM not in ground_truth:
                 state.skipped[(explainer, name)] = "the dataset has no part interventions (the synthetic data has)"
                 continue
             start = time.perf_counter()
@@ -277,6 +278,15 @@ def _add_per_class_mean(summaries: dict[str, Any], num_classes: int) -> None:
         mean, per_class = per_class_mean(summary.values, summary.details["target"], num_classes)
         summary.extra["per_class_mean"] = mean
         summary.extra["per_class"] = per_class
+
+
+def _uses_parts(metric: Metric) -> bool:
+    """Whether ``metric`` needs the batch's part interventions: a part metric, or insertion /
+    deletion with the ``absent`` substrate."""
+    parameter = metric.parameters.get(PARTS_PARAM)
+    if parameter is None:
+        return False
+    return parameter.default is inspect.Parameter.empty or metric.protocol.get("substrate") == ABSENT_SUBSTRATE
 
 
 def _ground_truth(batch: dict, device: torch.device) -> dict[str, Any]:

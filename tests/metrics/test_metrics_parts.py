@@ -142,3 +142,22 @@ def test_threshold_and_dilation_parameters_are_checked():
         P.part_importance(_evidence_maps(parts), parts, dilation=4)
     with pytest.raises(ValueError, match="variants must be at least 1"):
         P.background_independence(nn.Identity(), images, None, parts.labels, parts=parts, variants=0)
+
+
+def test_the_absent_substrate_is_the_scene_without_its_evidence_and_separates_good_from_inverted_maps():
+    from seethrough.metrics import deletion, insertion
+
+    data, parts, images = _batch("easy", [1, 2, 3, 5])
+    model = ColourDetector(data).eval()
+    targets = parts.labels
+    maps = _evidence_maps(parts)
+    opts = dict(parts=parts, substrate="absent", steps=8)
+    good_ins, bad_ins = insertion(model, images, maps, targets, **opts), insertion(model, images, 1 - maps, targets, **opts)
+    good_del, bad_del = deletion(model, images, maps, targets, **opts), deletion(model, images, 1 - maps, targets, **opts)
+    assert (good_ins > bad_ins).all() and (good_del < bad_del).all()
+    # the curve ends (deletion) / starts (insertion) at the score of the scene without its evidence
+    _, details = deletion(model, images, maps, targets, return_details=True, **opts)
+    absent = torch.softmax(model(parts.remove(parts.role_mask("evidence"))), 1).gather(1, targets[:, None])[:, 0]
+    torch.testing.assert_close(details["curve"][:, -1], absent)
+    with pytest.raises(ValueError, match="needs parts="):
+        deletion(model, images, maps, targets, substrate="absent")

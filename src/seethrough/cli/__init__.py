@@ -1,12 +1,13 @@
 """The ``seethrough`` command: one module per subcommand, registered on the app of :mod:`._common`.
 
-    seethrough train | validate | explain | demo | convert | evaluate | protocols | explainers
+    seethrough train | validate | explain | demo | convert | evaluate | benchmark | protocols | explainers
                | presets | models | data ... | prototypes ...
 """
 from __future__ import annotations
 
 import logging
 
+from . import benchmark as _benchmark  # noqa: F401
 from . import convert as _convert  # noqa: F401
 from . import data as _data  # noqa: F401
 from . import demo as _demo  # noqa: F401

@@ -17,13 +17,14 @@ to re-render the batch after an intervention, through the same transform.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.calls import logits_of
 from .base import RawSample
 from .synthetic import COLOURS, PARTS, SPLIT_IDS, Part, Scene, SyntheticDataset, part_pixels, place_footprint
 
@@ -108,6 +109,9 @@ class PartInterventions:
     indices: list[int]
     transform: Callable[[RawSample], dict]
     scenes: list[Scene]
+    #: Logits of intervened samples by (model, sample, intervention), shared by every metric and
+    #: explainer of the batch (the interventions do not depend on the explanation).
+    cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_samples(cls, dataset: SyntheticDataset, indices: Sequence[int],
@@ -153,3 +157,33 @@ class PartInterventions:
         """The batch with the same parts over other backgrounds."""
         return self.images([replace_background(self.dataset, i, scene, variant)
                             for i, scene in zip(self.indices, self.scenes)])
+
+    def subset(self, rows: Sequence[int]) -> "PartInterventions":
+        """The samples ``rows`` of the batch (sharing this batch's logits cache)."""
+        rows = list(rows)
+        return PartInterventions(masks=self.masks[rows], valid=self.valid[rows], roles=[self.roles[r] for r in rows],
+                                 names=[self.names[r] for r in rows], labels=self.labels[rows], dataset=self.dataset,
+                                 indices=[self.indices[r] for r in rows], transform=self.transform,
+                                 scenes=[self.scenes[r] for r in rows], cache=self.cache)
+
+    def removed_logits(self, model: torch.nn.Module, drop: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+        """``B×C`` logits of the batch without the parts in ``drop`` (``B×P`` bool), each
+        (model, sample, removed set) forwarded once; the model must be in the mode wanted."""
+        keys = [(id(model), self.indices[b], "remove", tuple(torch.nonzero(drop[b].cpu()).flatten().tolist()))
+                for b in range(len(self.scenes))]
+        return self._logits(model, keys, lambda rows: self.subset(rows).remove(drop[rows]), device)
+
+    def background_logits(self, model: torch.nn.Module, variant: int, device: torch.device | str) -> torch.Tensor:
+        """``B×C`` logits of the batch over background ``variant`` (cached as :meth:`removed_logits`)."""
+        keys = [(id(model), index, "background", variant) for index in self.indices]
+        return self._logits(model, keys, lambda rows: self.subset(rows).replace_background(variant), device)
+
+    def _logits(self, model: torch.nn.Module, keys: list[tuple], render: Callable[[list[int]], torch.Tensor],
+                device: torch.device | str) -> torch.Tensor:
+        missing = [b for b, key in enumerate(keys) if key not in self.cache]
+        if missing:
+            with torch.no_grad():
+                logits = logits_of(model, render(missing).to(device)).float().cpu()
+            for b, row in zip(missing, logits):
+                self.cache[keys[b]] = row
+        return torch.stack([self.cache[key] for key in keys]).to(device)

@@ -41,6 +41,14 @@ Difficulty levels
     enough either) plus a few random parts. Every non-paired part keeps a clearance of at
     least ``clearance × r`` from every other footprint, clearly more than the pair's gap, so
     the only adjacent pair in an image is the evidence.
+``"benchmark"``
+    The default of ``seethrough benchmark``: class ``k`` is a *pair of shapes* (circulant pairs
+    as medium) placed a small gap apart, and every part takes a random colour of the shared
+    palette — drawn independently of the class — so colour statistics carry no label
+    information at all: blurring or removing the evidence really removes the class (the
+    insertion/deletion and intervention protocols become informative). The decoy pair (the
+    shapes of a random class, placed apart, in palette colours) makes "both shapes are
+    somewhere" insufficient; single distractors are grey shapes.
 ``"hard"``
     As medium with more distractors and strokes, smaller parts, scale and rotation jitter,
     more saturated backgrounds, semi-transparent parts (lower contrast) and image noise.
@@ -84,7 +92,7 @@ from PIL import Image
 from .base import ImageDataset, OnBadImage, RawSample
 
 Split = Literal["train", "val"]
-DifficultyName = Literal["easy", "medium", "hard"]
+DifficultyName = Literal["easy", "medium", "hard", "benchmark"]
 
 #: Split → the second word of every sample's seed, so train and val streams never coincide.
 SPLIT_IDS: dict[str, int] = {"train": 0, "val": 1}
@@ -108,8 +116,15 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "bar", "triangle", "square", "cross", "ring", "star", "semicircle")
 #: The part vocabulary: part ``i`` is the ``i``-th colour with the ``i``-th shape.
 PARTS: tuple[tuple[str, str], ...] = tuple(zip(COLOURS, SHAPES))
+#: The shared palette of the ``SHARED_PALETTE`` difficulties: every evidence colour.
+PALETTE_NAMES: tuple[str, ...] = tuple(COLOURS)
 #: Parts per class in each difficulty (1: a single object; 2: a combination of parts).
-PARTS_PER_CLASS: dict[str, int] = {"easy": 1, "medium": 2, "hard": 2}
+PARTS_PER_CLASS: dict[str, int] = {"easy": 1, "medium": 2, "hard": 2, "benchmark": 2}
+#: Difficulties whose parts take a random colour of the shared palette (``COLOURS``), so that
+#: only shape and arrangement tell the classes apart.
+SHARED_PALETTE: tuple[str, ...] = ("benchmark",)
+#: Difficulties whose single distractors are grey (never a palette colour).
+GREY_DISTRACTORS: tuple[str, ...] = ("easy", "benchmark")
 
 # Shape geometry, in units of the footprint radius (all corners lie inside the unit disc).
 #: Half side of the square (1/√2 would touch the footprint circle).
@@ -203,6 +218,12 @@ DIFFICULTIES: dict[str, Difficulty] = {
         stroke_saturation=1.0, background_noise=10.0, image_noise=6.0, pair_gap=(0.1, 0.3),
         clearance=0.6,
     ),
+    "benchmark": Difficulty(
+        part_radius=0.13, scale_jitter=(1.0, 1.0), rotation_jitter=0.0, num_distractors=(1, 2),
+        num_decoy_pairs=0, num_strokes=(0, 1), part_alpha=(1.0, 1.0), background_saturation=0.3,
+        stroke_saturation=0.0, background_noise=4.0, image_noise=0.0, pair_gap=(0.1, 0.3),
+        clearance=0.8,
+    ),
 }
 
 
@@ -248,7 +269,8 @@ class SyntheticDataset(ImageDataset):
         img_size: square image side in pixels, at least :func:`min_img_size` (14 easy,
             24 medium, 31 hard); any larger size works (parts scale with the image).
         num_samples: split length; ``None`` → 512 for train, 128 for val.
-        difficulty: ``"easy"``, ``"medium"`` or ``"hard"``.
+        val_samples: the val split's length when it should differ from ``num_samples``.
+        difficulty: ``"easy"``, ``"medium"``, ``"hard"`` or ``"benchmark"``.
         seed: non-negative integer; the sample ``index`` of ``split`` is drawn from
             ``np.random.default_rng([seed, SPLIT_IDS[split], index])``.
     """
@@ -263,6 +285,7 @@ class SyntheticDataset(ImageDataset):
         num_classes: int = 4,
         img_size: int = 64,
         num_samples: int | None = None,
+        val_samples: int | None = None,
         difficulty: DifficultyName = "easy",
         seed: int = 0,
     ) -> None:
@@ -274,6 +297,8 @@ class SyntheticDataset(ImageDataset):
         num_classes = _integer("num_classes", num_classes)
         img_size = _integer("img_size", img_size)
         seed = _integer("seed", seed)
+        if split == "val" and val_samples is not None:   # a validation set of its own size
+            num_samples = val_samples
         num_samples = DEFAULT_NUM_SAMPLES[split] if num_samples is None else _integer("num_samples", num_samples)
         if seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
@@ -289,7 +314,10 @@ class SyntheticDataset(ImageDataset):
         self.num_samples = num_samples
 
         self.class_parts = class_parts(difficulty, num_classes)
-        self.classes = ["+".join(_part_name(p) for p in parts) for parts in self.class_parts]
+        if difficulty in SHARED_PALETTE:   # colour is no part of a class: its name is its shapes
+            self.classes = ["+".join(SHAPES[p] for p in parts) for parts in self.class_parts]
+        else:
+            self.classes = ["+".join(_part_name(p) for p in parts) for parts in self.class_parts]
         #: Vocabulary parts in use (distractors are drawn from these in medium and hard).
         self.vocabulary = sorted({p for parts in self.class_parts for p in parts})
 
@@ -336,8 +364,10 @@ class SyntheticDataset(ImageDataset):
 
         def draw_part(part: int, role: str, grey: bool = False) -> dict:
             colour, shape = PARTS[part]
+            if self.difficulty in SHARED_PALETTE and not grey:   # a palette colour independent of the class
+                colour = PALETTE_NAMES[int(rng.integers(len(PALETTE_NAMES)))]
             rgb = COLOURS[colour]
-            name = _part_name(part)
+            name = f"{colour}-{shape}"
             if grey:
                 level = int(rng.integers(DISTRACTOR_GREY[0], DISTRACTOR_GREY[1] + 1))
                 rgb, name = (level, level, level), f"grey-{shape}"
@@ -370,6 +400,10 @@ class SyntheticDataset(ImageDataset):
         if self.difficulty == "easy":
             shapes = [self.class_parts[int(rng.integers(self.num_classes))][0] for _ in range(n_single)]
             candidates = [draw_part(p, "distractor", grey=True) for p in shapes]
+        elif self.difficulty in GREY_DISTRACTORS:
+            candidates = [draw_part(p, "decoy") for c in decoys for p in self.class_parts[c]]
+            candidates += [draw_part(self.vocabulary[int(rng.integers(len(self.vocabulary)))], "distractor",
+                                     grey=True) for _ in range(n_single)]
         else:
             candidates = [draw_part(p, "decoy") for c in decoys for p in self.class_parts[c]]
             candidates += [draw_part(self.vocabulary[int(rng.integers(len(self.vocabulary)))], "distractor")

@@ -59,7 +59,7 @@ smaller last batch more; the two agree when every batch is full. Documented, not
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -68,7 +68,15 @@ from ..core.calls import eval_mode
 from ..core.inputs import check_images, check_maps, check_targets
 from ..core.minmax import minmax
 from ..core.scoring import DEFAULT_BATCH_SIZE, SCORE_TARGETS, SCORES, scored_classes, target_scores
-from .substrates import RISE_BLUR_KERNEL_SIZE, RISE_BLUR_SIGMA, SUBSTRATES, SubstrateFn, blur_kernel2d, make_substrate
+from .substrates import (
+    ABSENT_SUBSTRATE,
+    RISE_BLUR_KERNEL_SIZE,
+    RISE_BLUR_SIGMA,
+    SUBSTRATES,
+    SubstrateFn,
+    blur_kernel2d,
+    make_substrate,
+)
 
 try:  # the normalization of timm's ImageNet models, the default of the pixel-space masking
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -156,7 +164,7 @@ def auc(curves: torch.Tensor) -> torch.Tensor:
 
 
 def _causal_metric(mode: str, model, images, maps, targets, *, step, steps, substrate, kernel_size, sigma,
-                   blur_kernel, score, batch_size, return_details, score_target="explained"):
+                   blur_kernel, score, batch_size, return_details, score_target="explained", parts=None):
     if model is None:
         raise ValueError(f"{mode} needs the model whose explanations are evaluated, got model=None")
     # protocol errors surface even when every map of the batch is non-finite
@@ -166,9 +174,12 @@ def _causal_metric(mode: str, model, images, maps, targets, *, step, steps, subs
         raise ValueError(f"unknown score_target {score_target!r}; valid: {', '.join(SCORE_TARGETS)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not callable(substrate) and substrate not in SUBSTRATES:
-        raise ValueError(f"unknown substrate {substrate!r}; valid: {', '.join(SUBSTRATES)} or a function "
-                         "images -> substrate")
+    if not callable(substrate) and substrate not in SUBSTRATES + (ABSENT_SUBSTRATE,):
+        raise ValueError(f"unknown substrate {substrate!r}; valid: {', '.join(SUBSTRATES)}, {ABSENT_SUBSTRATE} "
+                         "or a function images -> substrate")
+    if substrate == ABSENT_SUBSTRATE and parts is None:
+        raise ValueError(f"substrate {ABSENT_SUBSTRATE!r} is the same scene without its evidence: it needs parts= "
+                         "(the synthetic data's part interventions; seethrough evaluate passes them)")
     if substrate == "blur":
         blur_kernel2d(kernel_size, sigma, kind=blur_kernel)
     images = check_images(images)
@@ -180,7 +191,10 @@ def _causal_metric(mode: str, model, images, maps, targets, *, step, steps, subs
     kept = finite.to(images.device).nonzero().flatten()
     if kept.numel():
         x = images[kept]
-        base = make_substrate(x, substrate, kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel)
+        if substrate == ABSENT_SUBSTRATE:   # the ideal "absent" image: the scene re-rendered without its evidence
+            base = parts.remove(parts.role_mask("evidence")).to(device=x.device, dtype=x.dtype)[kept]
+        else:
+            base = make_substrate(x, substrate, kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel)
         start, finish = (x, base) if mode == "deletion" else (base, x)
         ranks = pixel_ranks(maps.to(images.device)[kept])
         with eval_mode(model):
@@ -207,6 +221,7 @@ def insertion(
     score_target: str = "explained",
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
+    parts: Any = None,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Insertion AUC (RISE): start from ``substrate``, paste the most salient pixels back.
 
@@ -217,8 +232,10 @@ def insertion(
         images: ``B×C×H×W`` normalized inputs; ``maps``: ``B×H×W``; ``targets``: ``B`` classes.
         step: pixels inserted per step (default ``None`` = the image width ``W``, RISE).
         steps: number of steps instead of ``step`` (exactly one of the two may be given).
-        substrate: ``"blur"`` (RISE), ``"zero"``, ``"mean"`` or a function ``images → images``
-            (see :mod:`seethrough.metrics.substrates`).
+        substrate: ``"blur"`` (RISE), ``"zero"``, ``"mean"``, ``"absent"`` (the same scene re-rendered
+            without its evidence parts — the ideal "absent" image, on data with part interventions:
+            ``parts=``) or a function ``images → images`` (see :mod:`seethrough.metrics.substrates`).
+        parts: the batch's :class:`~seethrough.data.interventions.PartInterventions` (``"absent"`` only).
         kernel_size, sigma, blur_kernel: the blur substrate (RISE: 11, 5.0, ``"rise"``).
         score: ``"prob"`` (softmax probability of the target, RISE), ``"log_prob"`` or ``"logit"``.
         score_target: ``"explained"`` (score ``targets``) or ``"predicted"`` (score the argmax
@@ -230,6 +247,7 @@ def insertion(
         ``B`` AUCs (NaN for a non-finite map), and the details when asked.
     """
     return _causal_metric("insertion", model, images, maps, targets, step=step, steps=steps, substrate=substrate,
+                          parts=parts,
                           kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel, score=score,
                           batch_size=batch_size, return_details=return_details, score_target=score_target)
 
@@ -250,6 +268,7 @@ def deletion(
     score_target: str = "explained",
     batch_size: int = DEFAULT_BATCH_SIZE,
     return_details: bool = False,
+    parts: Any = None,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Deletion AUC (RISE): replace the most salient pixels by ``substrate`` step by step.
 
@@ -258,6 +277,7 @@ def deletion(
     ``blur_kernel`` matter only with ``substrate="blur"``.
     """
     return _causal_metric("deletion", model, images, maps, targets, step=step, steps=steps, substrate=substrate,
+                          parts=parts,
                           kernel_size=kernel_size, sigma=sigma, blur_kernel=blur_kernel, score=score,
                           batch_size=batch_size, return_details=return_details, score_target=score_target)
 

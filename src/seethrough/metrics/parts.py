@@ -42,7 +42,7 @@ from torch import nn
 
 from ..core.calls import eval_mode, logits_of
 from ..core.inputs import check_maps
-from ..core.scoring import SCORES, target_scores
+from ..core.scoring import SCORES
 from ..data.interventions import PartInterventions
 from ..data.synthetic import PARTS
 from .robustness import make_explainer
@@ -162,16 +162,16 @@ def target_sensitivity(model: nn.Module, images: torch.Tensor, maps: torch.Tenso
     class2 = torch.tensor([pair[1] for _, pair in found], device=device)
     slot_a = torch.tensor([pair[2] for _, pair in found])
     slot_b = torch.tensor([pair[3] for _, pair in found])
-    sub = _subset(parts, rows)
+    sub = parts.subset(rows)
+    drop_a = torch.zeros_like(sub.valid)
+    drop_a[torch.arange(len(rows)), slot_a] = True
+    drop_b = torch.zeros_like(sub.valid)
+    drop_b[torch.arange(len(rows)), slot_b] = True
+    x = images[rows]
     with eval_mode(model):
-        drop_a = torch.zeros_like(sub.valid)
-        drop_a[torch.arange(len(rows)), slot_a] = True
-        drop_b = torch.zeros_like(sub.valid)
-        drop_b[torch.arange(len(rows)), slot_b] = True
-        x = images[rows]
-        without_a, without_b = sub.remove(drop_a).to(device), sub.remove(drop_b).to(device)
-        s1 = [target_scores(model, v, class1, score=score) for v in (x, without_a, without_b)]
-        s2 = [target_scores(model, v, class2, score=score) for v in (x, without_a, without_b)]
+        logits = [sub.removed_logits(model, drop, device) for drop in (torch.zeros_like(drop_a), drop_a, drop_b)]
+    s1 = [_score(values, class1, score) for values in logits]
+    s2 = [_score(values, class2, score) for values in logits]
     agrees = (s1[1] - s1[0] < s1[2] - s1[0]) & (s2[2] - s2[0] < s2[1] - s2[0])
     imp1 = part_importance(explain_fn(model, x, class1), sub, dilation=dilation)
     imp2 = part_importance(explain_fn(model, x, class2), sub, dilation=dilation)
@@ -191,12 +191,14 @@ def background_independence(model: nn.Module, images: torch.Tensor, maps: torch.
     ``relevance_share`` of ``|s_c(x)|`` or more (1 = the model ignores the background)."""
     if variants < 1:
         raise ValueError(f"variants must be at least 1, got {variants}")
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
     targets = targets.to(images.device)
     with eval_mode(model):
-        original = target_scores(model, images, targets, score=score)
+        original = _score(parts.removed_logits(model, torch.zeros_like(parts.valid), images.device), targets, score)
         kept = torch.zeros_like(original)
         for variant in range(variants):
-            replaced = target_scores(model, parts.replace_background(variant).to(images.device), targets, score=score)
+            replaced = _score(parts.background_logits(model, variant, images.device), targets, score)
             drop = original - replaced
             kept += ~((drop.abs() >= relevance_share * original.abs()) & (drop > 0))
     return kept / variants
@@ -213,27 +215,17 @@ def _predicted(model: nn.Module | None, images: torch.Tensor, targets: torch.Ten
 def _threshold_check(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, parts: PartInterventions,
                      thresholds: Sequence[float], dilation: int, *, keep_important: bool) -> torch.Tensor:
     """Mean over thresholds of [prediction kept (preservation) / changed (deletion)]; each distinct
-    set of removed parts is rendered once."""
+    removed set of a sample is rendered and scored once (and shared across explainers)."""
     maps, finite = check_maps(maps, images)
     chosen = important_parts(maps, part_importance(maps, parts, dilation=dilation), parts.valid, thresholds)
     valid = parts.valid.to(chosen.device)
-    drops = (valid[None] & ~chosen) if keep_important else chosen                  # T×B×P parts to remove
-    with torch.no_grad(), eval_mode(model):
-        before = logits_of(model, images).argmax(1)
-        outcome = torch.zeros(drops.shape[:2], device=images.device)
-        distinct, inverse = torch.unique(drops.permute(1, 0, 2).reshape(-1, drops.shape[-1]).cpu(), dim=0,
-                                         return_inverse=True)
-        inverse = inverse.reshape(drops.shape[1], drops.shape[0])                   # B×T
-        for row in range(distinct.shape[0]):
-            users = (inverse == row).nonzero()                                     # (b, t) pairs
-            samples = users[:, 0].unique()
-            drop = torch.zeros(len(samples), drops.shape[-1], dtype=torch.bool)
-            drop[:] = distinct[row]
-            after = logits_of(model, _subset(parts, samples.tolist()).remove(drop).to(images.device)).argmax(1)
-            same = (after == before[samples.to(images.device)]).float()
-            for k, b in enumerate(samples.tolist()):
-                ts = users[users[:, 0] == b, 1]
-                outcome[ts.to(images.device), b] = same[k] if keep_important else 1 - same[k]
+    drops = ((valid[None] & ~chosen) if keep_important else chosen).cpu()             # T×B×P parts to remove
+    with eval_mode(model):
+        before = parts.removed_logits(model, torch.zeros_like(parts.valid), images.device).argmax(1)
+        outcome = torch.stack([(parts.removed_logits(model, drops[t], images.device).argmax(1) == before).float()
+                               for t in range(drops.shape[0])])                       # T×B: prediction kept
+    if not keep_important:
+        outcome = 1 - outcome
     return _nan_where(outcome.mean(0), ~finite)
 
 
@@ -244,26 +236,24 @@ def _single_part_drops(model: nn.Module, parts: PartInterventions, targets: torc
         raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
     device = targets.device
     with eval_mode(model):
-        original = target_scores(model, parts.images(parts.scenes).to(device), targets, score=score)
+        original = _score(parts.removed_logits(model, torch.zeros_like(parts.valid), device), targets, score)
         drops = torch.full(parts.valid.shape, math.nan, device=device)
         for p in range(parts.valid.shape[1]):
-            rows = parts.valid[:, p].nonzero().flatten().tolist()
-            if not rows:
-                continue
-            sub = _subset(parts, rows)
-            drop = torch.zeros_like(sub.valid)
-            drop[:, p] = True
-            after = target_scores(model, sub.remove(drop).to(device), targets[rows], score=score)
-            drops[torch.tensor(rows, device=device), p] = original[rows] - after
+            drop = torch.zeros_like(parts.valid)
+            drop[:, p] = parts.valid[:, p]
+            after = _score(parts.removed_logits(model, drop, device), targets, score)
+            drops[:, p] = torch.where(parts.valid[:, p].to(device), original - after, drops[:, p])
     return drops, original
 
 
-def _subset(parts: PartInterventions, rows: Sequence[int]) -> PartInterventions:
-    return PartInterventions(masks=parts.masks[list(rows)], valid=parts.valid[list(rows)],
-                             roles=[parts.roles[r] for r in rows], names=[parts.names[r] for r in rows],
-                             labels=parts.labels[list(rows)], dataset=parts.dataset,
-                             indices=[parts.indices[r] for r in rows], transform=parts.transform,
-                             scenes=[parts.scenes[r] for r in rows])
+def _score(logits: torch.Tensor, targets: torch.Tensor, score: str) -> torch.Tensor:
+    """The ``score`` (:data:`~seethrough.core.scoring.SCORES`) of class ``targets[i]`` in row ``i``."""
+    index = targets.to(logits.device)[:, None]
+    if score == "prob":
+        return torch.softmax(logits, 1).gather(1, index)[:, 0]
+    if score == "log_prob":
+        return torch.log_softmax(logits, 1).gather(1, index)[:, 0]
+    return logits.gather(1, index)[:, 0]
 
 
 def _contrast_classes(parts: PartInterventions, b: int) -> tuple[int, int, int, int] | None:
@@ -273,15 +263,17 @@ def _contrast_classes(parts: PartInterventions, b: int) -> tuple[int, int, int, 
     if len(own) != 2:
         return None
     part_a, part_b = own
-    slot_of = {name: i for i, (name, role) in enumerate(zip(parts.names[b], parts.roles[b])) if role == "evidence"}
-    names = ["-".join(PARTS[part_a]), "-".join(PARTS[part_b])]
-    if any(name not in slot_of for name in names):
+    # evidence slots by shape (the two shapes of a class differ; colours may be the shared palette's)
+    slot_of = {scene_part.shape: i for i, scene_part in enumerate(parts.scenes[b].parts)
+               if scene_part.role == "evidence"}
+    shapes = [PARTS[part_a][1], PARTS[part_b][1]]
+    if any(shape not in slot_of for shape in shapes):
         return None
     with_a = [c for c, ps in enumerate(dataset.class_parts) if part_a in ps and part_b not in ps]
     with_b = [c for c, ps in enumerate(dataset.class_parts) if part_b in ps and part_a not in ps]
     if not with_a or not with_b:
         return None
-    return with_a[0], with_b[0], slot_of[names[0]], slot_of[names[1]]
+    return with_a[0], with_b[0], slot_of[shapes[0]], slot_of[shapes[1]]
 
 
 def _spearman(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -37,6 +37,9 @@ import torch.nn.functional as F
 
 #: Substrate names accepted by the insertion and deletion metrics.
 SUBSTRATES: tuple[str, ...] = ("zero", "mean", "blur")
+#: The substrate that is the same scene with its evidence removed (data with part interventions,
+#: :mod:`seethrough.data.interventions`): what "the evidence is absent" really looks like.
+ABSENT_SUBSTRATE = "absent"
 
 #: RISE's insertion blur: an 11×11 kernel with σ = 5 (``gkern(11, 5)`` in RISE's code).
 RISE_BLUR_KERNEL_SIZE = 11
