@@ -99,7 +99,7 @@ def test_joint_normalization_is_for_native_maps_only(tmp_path):
 
 
 def test_unknown_preset_and_missing_file_and_unknown_key(tmp_path):
-    with pytest.raises(ValueError, match="unknown protocol 'nope'; presets: castream"):
+    with pytest.raises(ValueError, match="unknown protocol 'nope'; presets: benchmark, castream"):
         load_protocol("nope")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_protocol(tmp_path / "missing.yaml")
