@@ -107,3 +107,9 @@ def test_unknown_preset_and_missing_file_and_unknown_key(tmp_path):
     path.write_text("metric: {}\n")
     with pytest.raises(ValueError, match="unknown key\\(s\\) metric"):
         load_protocol(path)
+
+
+def test_a_metric_subset_of_a_preset_with_a_table_keeps_the_columns_still_computed():
+    narrowed = load_protocol("castream", metrics=["insertion", "pointing_game"])
+    assert narrowed.table["metrics"] == ["insertion"] and set(narrowed.table["scale"]) == {"insertion"}
+    assert load_protocol("castream", metrics=["pointing_game"]).table == {}

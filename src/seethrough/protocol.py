@@ -139,6 +139,7 @@ def load_protocol(
                 raise ValueError(f"--metrics {','.join(metrics)}: '{ALL_METRICS}' selects every metric; give it alone")
             metrics = list(METRIC_NAMES)
         protocol.metrics = {name: protocol.metrics.get(name, {}) for name in metrics}
+        protocol.table = _narrowed_table(protocol.table, protocol.metrics)
     if targets is not None:
         protocol.targets = targets
     if negative_targets is not None:
@@ -178,6 +179,18 @@ def validate(protocol: Protocol) -> None:
         if not isinstance(values, list) or not values:
             raise ValueError(f"{where}: variants.{option} must be a non-empty list of values, got {values!r}")
     _validate_table(protocol, where)
+
+
+def _narrowed_table(table: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """A preset's ``table`` after ``--metrics`` chose a subset: only the columns still computed
+    (no table when none is left)."""
+    if not table or not table.get("metrics"):
+        return table
+    columns = [name for name in table["metrics"] if name in metrics]
+    if not columns:
+        return {}
+    scale = {name: factor for name, factor in (table.get("scale") or {}).items() if name in columns}
+    return {**table, "metrics": columns, **({"scale": scale} if "scale" in table else {})}
 
 
 def _validate_table(protocol: Protocol, where: str) -> None:
