@@ -87,3 +87,14 @@ def test_benchmark_cli_errors_name_the_fix(tmp_path):
     assert result.exit_code == 2 and "neither a run directory nor a recipe" in result.output
     result = CliRunner().invoke(app, ["benchmark", str(tmp_path), "--models", "fc", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_benchmark_recipes_are_the_demos_on_the_benchmark_data_with_scouters_lower_area_weight(tmp_path):
+    from seethrough.benchmark import QUICK, recipe_config
+
+    fc = recipe_config("fc", QUICK, tmp_path / "fc")
+    assert fc.model == "fc" and fc.epochs == QUICK.epochs
+    assert fc.data_options["difficulty"] == "benchmark" and fc.data_options["num_samples"] == QUICK.train_samples
+    negative = recipe_config("scouter-", QUICK, tmp_path / "neg", use_pre=str(tmp_path / "fc"))
+    assert negative.model_options["sign"] == -1 and negative.model_options["lambda_value"] == 0.1
+    assert negative.use_pre == str(tmp_path / "fc")

@@ -41,7 +41,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..data.base import ImageDataset, RawSample
+from ..data.base import ImageDataset, OnBadImage, RawSample
 
 #: Format tag and version written in the file's metadata.
 FORMAT, FORMAT_VERSION = "seethrough-gradcam-targets", "1"
@@ -294,11 +294,11 @@ class WithAttentionTargets(ImageDataset):
         return self.dataset.normalization
 
     @property
-    def mode(self) -> str:  # type: ignore[override]
+    def mode(self) -> str:  # type: ignore[override]  # read-only view of the wrapped dataset's mode
         return self.dataset.mode
 
     @property
-    def on_bad_image(self) -> str:  # type: ignore[override]
+    def on_bad_image(self) -> OnBadImage:  # type: ignore[override]  # read-only view of the wrapped dataset's setting
         return self.dataset.on_bad_image
 
     def __len__(self) -> int:
