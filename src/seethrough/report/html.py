@@ -86,7 +86,9 @@ def _model_section(label: str, model: dict[str, Any], figures: dict[str, bytes])
         seconds = model["seconds_per_image"].get(explainer)
         out.append(f"<tr><td>{_e(explainer)}</td><td>{_num(seconds)}</td>{cells}</tr>")
     out.append("</table><p>mean ± std (n); <span class='nan'>NaN k</span>: samples whose value is undefined "
-               "(non-finite map or ground truth), excluded from the mean and counted.</p>")
+               "(a non-finite map, no ground truth, or a sample the protocol does not score: a misclassified one in "
+               "the controlled check, one whose model fails the target-sensitivity assumption), excluded from the mean "
+               "and counted.</p>")
     if model["skipped"]:
         items = "".join(f"<li>{_e(s['metric'])} for {_e(s['explainer'])}: {_e(s['reason'])}</li>"
                         for s in model["skipped"])
