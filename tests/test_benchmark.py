@@ -98,3 +98,12 @@ def test_benchmark_recipes_are_the_demos_on_the_benchmark_data_with_scouters_low
     negative = recipe_config("scouter-", QUICK, tmp_path / "neg", use_pre=str(tmp_path / "fc"))
     assert negative.model_options["sign"] == -1 and negative.model_options["lambda_value"] == 0.1
     assert negative.use_pre == str(tmp_path / "fc")
+
+
+def test_the_leaderboard_lists_the_prototype_check_with_its_interval_and_chance():
+    check = {"prototypes": 8, "chance": 0.125, "interval": bootstrap_interval([1.0] * 6 + [0.0] * 2)}
+    text = leaderboard_markdown([], {}, {"protopnet": 0.8}, {"protopnet": check})
+    line = next(row for row in text.splitlines() if row.startswith("| protopnet |"))
+    assert "| 8 | 0.750 [" in line and line.endswith("| 0.125 |")
+    assert "## Prototypes on evidence" in text
+    assert "## Prototypes on evidence" not in leaderboard_markdown([], {}, {"fc": 0.8})

@@ -13,9 +13,12 @@
    contrastivity, background independence), insertion/deletion with the "absent" substrate,
    localization — for the models' own maps, Grad-CAM, any registered explainer and the sanity
    baselines ``random``, ``center`` and ``edges``.
-4. **Validity**: for each metric, whether it separates the real explainers from the baselines
+4. **Prototypes**: for every prototype model (a pushed ProtoPNet / LVW with a gallery), the
+   share of its prototypes whose pushed patch lies on an evidence part, beside the share that
+   boxes thrown at the same images would get (:mod:`seethrough.prototypes.part_check`).
+5. **Validity**: for each metric, whether it separates the real explainers from the baselines
    with non-overlapping 95 % bootstrap intervals (:mod:`.validity`).
-5. **Files** in ``out``: ``results.json`` (the evaluate schema, plus ``"benchmark"``: leaderboard,
+6. **Files** in ``out``: ``results.json`` (the evaluate schema, plus ``"benchmark"``: leaderboard,
    validity, budget), ``samples.csv``, ``report.html``, ``leaderboard.md`` and
    ``figures/radar_<model>.png``.
 """
@@ -31,6 +34,7 @@ from ..config import TrainConfig, resolve_config
 from ..demo import DEMO_MODELS
 from ..engine.trainer import train
 from ..protocol import load_protocol
+from ..prototypes.part_check import is_prototype_model, prototypes_on_parts
 from ..suite import evaluate
 from .leaderboard import leaderboard, leaderboard_markdown, radar_figure
 from .validity import BASELINES, REAL_EXPLAINERS, bootstrap_interval, can_tell, read_samples
@@ -99,17 +103,32 @@ def benchmark(models: Sequence[str | Path] | None = None, *, explainers: Sequenc
     validity = can_tell(intervals, real=[e for e in chosen if e not in BASELINES])
     rows = leaderboard(samples)
     accuracy = {label: model["accuracy"]["top1"] for label, model in summary["models"].items()}
-    (out / "leaderboard.md").write_text(leaderboard_markdown(rows, validity, accuracy))
+    prototypes = prototype_checks(runs)
+    (out / "leaderboard.md").write_text(leaderboard_markdown(rows, validity, accuracy, prototypes))
     figures = [str(radar_figure(rows, label, out / "figures" / f"radar_{label}.png")) for label in runs]
     summary["benchmark"] = {
         "budget": asdict(budget), "quick": quick, "runs": {k: str(v) for k, v in runs.items()},
         "intervals": {"/".join(key): value.to_dict() for key, value in intervals.items()},
-        "validity": validity, "accuracy": accuracy, "radar": figures, "seconds": time.time() - started,
+        "validity": validity, "accuracy": accuracy, "radar": figures,
+        "prototypes": {label: {**check, "interval": check["interval"].to_dict()} for label, check in prototypes.items()},
+        "seconds": time.time() - started,
         "leaderboard": [{"model": row["model"], "explainer": row["explainer"], "score": row["score"],
                          "families": {k: v.to_dict() for k, v in row["families"].items()}} for row in rows],
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def prototype_checks(runs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """label → the prototype check of every pushed prototype model among ``runs``, with the 95 %
+    bootstrap interval of its share on evidence over prototypes."""
+    checks: dict[str, dict[str, Any]] = {}
+    for label, run in runs.items():
+        if is_prototype_model(run):
+            check = prototypes_on_parts(run)
+            on = [float(row["on_evidence"]) for row in check["per_prototype"]]
+            checks[label] = {**check, "interval": bootstrap_interval(on)}
+    return checks
 
 
 def resolve_models(models: Sequence[str | Path], budget: Budget, runs_dir: Path, *,
@@ -167,4 +186,4 @@ def recipe_config(name: str, budget: Budget, run_dir: Path, *, use_pre: str | No
         "progress": False})
 
 
-__all__ = ["FULL", "QUICK", "Budget", "benchmark", "recipe_config"]
+__all__ = ["FULL", "QUICK", "Budget", "benchmark", "prototype_checks", "recipe_config"]

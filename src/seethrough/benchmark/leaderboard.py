@@ -62,8 +62,10 @@ def leaderboard(samples: Mapping[tuple[str, str, str], Mapping[str, float]]) -> 
     return sorted(rows, key=lambda row: -row["score"] if math.isfinite(row["score"]) else math.inf)
 
 
-def leaderboard_markdown(rows: list[dict], validity: Mapping[str, dict], accuracy: Mapping[str, float]) -> str:
-    """``leaderboard.md``: the ranked table, then the "can this metric tell?" table."""
+def leaderboard_markdown(rows: list[dict], validity: Mapping[str, dict], accuracy: Mapping[str, float],
+                         prototypes: Mapping[str, dict] | None = None) -> str:
+    """``leaderboard.md``: the ranked table, the prototype check (when a prototype model is in),
+    then the "can this metric tell?" table."""
     header = ["rank", "model", "explainer", *FAMILIES, "mean"]
     lines = ["# seethrough benchmark", "", "Mean over images [95 % bootstrap interval]; higher is better "
              "(deletion enters faithfulness as 1 − deletion).", "",
@@ -74,6 +76,7 @@ def leaderboard_markdown(rows: list[dict], validity: Mapping[str, dict], accurac
                      + f" | {_number(row['score'])} |")
     lines += ["", "Model accuracy (top-1 on the evaluated images): "
               + ", ".join(f"{model} {_number(value)}" for model, value in accuracy.items()), "",
+              *_prototype_lines(prototypes or {}),
               "## Can this metric tell?", "",
               "A metric can tell when, for every model, the model's own maps and Grad-CAM have 95 % intervals "
               "strictly better than, and not overlapping, those of every sanity baseline (random, center, edges).",
@@ -83,6 +86,18 @@ def leaderboard_markdown(rows: list[dict], validity: Mapping[str, dict], accurac
         lines.append(f"| {metric} | {'yes' if entry['tells'] else '**no**'} | {entry['separated']}/{entry['pairs']} "
                      f"| {failures or '—'} |")
     return "\n".join(lines) + "\n"
+
+
+def _prototype_lines(prototypes: Mapping[str, dict]) -> list[str]:
+    if not prototypes:
+        return []
+    lines = ["## Prototypes on evidence", "",
+             "Share of a prototype model's pushed prototypes whose patch (its latent cell's footprint) lies on an "
+             "evidence part, and the share boxes of the same size placed at random in the same images would get.",
+             "", "| model | prototypes | on evidence | chance |", "|---|---|---|---|"]
+    for model, check in prototypes.items():
+        lines.append(f"| {model} | {check['prototypes']} | {_cell(check['interval'])} | {_number(check['chance'])} |")
+    return [*lines, ""]
 
 
 def radar_figure(rows: list[dict], model: str, path: str | Path) -> Path:
