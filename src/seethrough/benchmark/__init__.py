@@ -110,7 +110,8 @@ def benchmark(models: Sequence[str | Path] | None = None, *, explainers: Sequenc
         "budget": asdict(budget), "quick": quick, "runs": {k: str(v) for k, v in runs.items()},
         "intervals": {"/".join(key): value.to_dict() for key, value in intervals.items()},
         "validity": validity, "accuracy": accuracy, "radar": figures,
-        "prototypes": {label: {**check, "interval": check["interval"].to_dict()} for label, check in prototypes.items()},
+        "prototypes": {label: {**check, "interval": check["interval"].to_dict()}
+                       for label, check in prototypes.items()},
         "seconds": time.time() - started,
         "leaderboard": [{"model": row["model"], "explainer": row["explainer"], "score": row["score"],
                          "families": {k: v.to_dict() for k, v in row["families"].items()}} for row in rows],
