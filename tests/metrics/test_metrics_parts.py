@@ -97,6 +97,7 @@ def test_a_model_that_ignores_a_part_deletion_preservation_distractibility_and_c
     inverted = 1 - maps
     # removing the evidence changes the prediction; removing the grey distractors never does
     assert torch.allclose(P.deletion_check(model, images, maps, targets, parts=parts), torch.ones(6))
+    assert (P.deletion_check(model, images, inverted, targets, parts=parts) < 1).all()
     assert torch.allclose(P.preservation_check(model, images, maps, targets, parts=parts), torch.ones(6))
     assert (P.preservation_check(model, images, inverted, targets, parts=parts) < 1).all()
     assert torch.allclose(P.distractibility(model, images, maps, targets, parts=parts), torch.ones(6))
