@@ -77,3 +77,16 @@ def test_the_benchmark_checks_only_its_prototype_models(pushed, tmp_path):
     checks = prototype_checks({"ppnet": pushed[0], "fc": tmp_path})
     assert list(checks) == ["ppnet"]
     assert checks["ppnet"]["interval"].mean == pytest.approx(checks["ppnet"]["on_evidence"])
+
+
+def test_the_command_prints_the_share_and_writes_every_prototype(pushed, tmp_path):
+    from typer.testing import CliRunner
+
+    from seethrough.cli import app
+
+    result = CliRunner().invoke(app, ["prototypes", "parts", str(pushed[0]), "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert "6 prototypes:" in result.output and "chance" in result.output
+    assert len(json.loads((tmp_path / "p.json").read_text())["per_prototype"]) == 6
+    missing = CliRunner().invoke(app, ["prototypes", "parts", str(tmp_path)])
+    assert missing.exit_code == 2 and "gallery.json" in missing.output

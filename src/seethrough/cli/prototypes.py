@@ -82,3 +82,31 @@ def iou(
         r = result[convention]
         console.print(f"IoU at percentile {percentile:g} ({convention} region): {r['mean']:.4f} "
                       f"(chance {r['chance']:.4f}; {r['count']} images, {r['nan_count']} undefined)")
+
+
+@prototypes_app.command()
+def parts(
+    model: str = typer.Argument(..., help="A pushed protopnet/lvw run or model dir (with prototypes/gallery.json)."),
+    data: Optional[str] = typer.Option(None, help="KIND:PATH (default: the data the run was trained on; needs parts)."),
+    data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
+    box: str = typer.Option("cell", help="cell (the pushed latent cell's footprint) or crop (the 95th-percentile crop)."),
+    min_overlap: float = typer.Option(0.5, help="Share of the box that must lie on an evidence part."),
+    out: Optional[Path] = typer.Option(None, help="Write the result (with every prototype) as JSON."),
+) -> None:
+    """The share of pushed prototypes whose patch lies on an evidence part, beside its chance level (synthetic data)."""
+    import json
+
+    from ..prototypes.part_check import prototypes_on_parts
+
+    try:
+        result = prototypes_on_parts(model, data=data, data_options=parse_set(data_opt, "--data-opt") or None,
+                                     box=box, min_overlap=min_overlap)
+    except (ValueError, FileNotFoundError) as err:
+        fail(err)
+    console.print(f"{result['prototypes']} prototypes: {result['on_evidence']:.3f} on an evidence part "
+                  f"(chance {result['chance']:.3f}; box {result['protocol']['box']}, "
+                  f"≥ {min_overlap:g} of it on a {result['protocol']['dilation']}×{result['protocol']['dilation']}-"
+                  "dilated part)")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))

@@ -42,7 +42,7 @@ def gallery_file(source: str | Path) -> Path:
         if (directory / GALLERY_JSON).is_file():
             return directory / GALLERY_JSON
     raise FileNotFoundError(f"{source} has no {GALLERY_DIR}/{GALLERY_JSON}: only a prototype model after its push "
-                            "has one (train protopnet/lvw through a push epoch, or run `seethrough prototypes push`)")
+                            "has one (train protopnet/lvw through at least one push epoch)")
 
 
 def is_prototype_model(source: str | Path) -> bool:
