@@ -73,8 +73,9 @@ class Budget:
     eval_samples: int
 
 
-#: ``--quick``: three models, a small evaluation (≤ 10 min on 2 CPU cores, BENCHMARKS.md).
-QUICK = Budget(models=("fc", "scouter+", "castream"), train_samples=1024, epochs=4, eval_samples=48)
+#: ``--quick``: the FC baseline and three attention models, a small evaluation (≤ 10 min on 2 CPU
+#: cores, BENCHMARKS.md).
+QUICK = Budget(models=("fc", "scouter+", "intr", "castream"), train_samples=1024, epochs=4, eval_samples=48)
 #: The default: every demo recipe, more images.
 FULL = Budget(models=tuple(DEMO_MODELS), train_samples=2048, epochs=4, eval_samples=200)
 
