@@ -62,6 +62,11 @@ def test_evaluate_writes_every_result_file(runs, tmp_path):
     assert {row["sample_id"] for row in rows} == {str(i) for i in range(6)}
     curves = json.loads((out / "curves.json").read_text())
     assert len(curves["fc"]["native"]["deletion/curve"]) == 5
+    per_sample = json.loads((out / "sample_curves.json").read_text())["fc"]["native"]["deletion/curve"]
+    assert sorted(per_sample) == [str(i) for i in range(6)] and all(len(c) == 5 for c in per_sample.values())
+    finite = [c for c in per_sample.values() if None not in c]
+    assert [round(sum(v) / len(finite), 3) for v in zip(*finite)] == pytest.approx(
+        [round(v, 3) for v in curves["fc"]["native"]["deletion/curve"]], abs=2e-3)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "neg" in html and "pointing_game" in html
     assert (out / "figures" / "curve_deletion_curve.png").exists()

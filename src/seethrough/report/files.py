@@ -4,7 +4,9 @@
   defaults included) and, per model and explainer, each metric's mean, std, count and NaN
   count, plus timing and accuracy — what a paper's table is built from.
 - ``samples.csv``: one row per (model, explainer, metric, sample) — for significance tests.
-- ``curves.json`` and ``figures/*.png``: mean insertion/deletion (and other) curves.
+- ``curves.json`` and ``figures/*.png``: mean insertion/deletion (and other) curves;
+  ``sample_curves.json``: every sample's curve (model → explainer → ``metric/detail`` → sample
+  id → values), what ``seethrough view`` draws per image.
 - ``table.md``: the protocol's comparison table, if it asks for one (:mod:`seethrough.report.table`).
 - ``report.html``: self-contained (images embedded), see :mod:`seethrough.report.html`.
 """
@@ -28,6 +30,9 @@ from .table import comparison_table, table_markdown
 RESULTS_NAME = "results.json"
 SAMPLES_NAME = "samples.csv"
 CURVES_NAME = "curves.json"
+SAMPLE_CURVES_NAME = "sample_curves.json"
+#: Decimal places kept for per-sample curve points.
+CURVE_DIGITS = 4
 REPORT_NAME = "report.html"
 TABLE_NAME = "table.md"
 FIGURES_DIR = "figures"
@@ -77,6 +82,8 @@ def write_report(summary: dict[str, Any], model_results: Sequence[Any], out: Pat
     _write_samples(paths["samples"], model_results)
     curves = mean_curves(model_results)
     paths["curves"].write_text(json.dumps(curves, indent=2, allow_nan=False, default=_json_default))
+    paths["sample_curves"] = out / SAMPLE_CURVES_NAME
+    paths["sample_curves"].write_text(json.dumps(sample_curves(model_results), allow_nan=False))
     figures: dict[str, bytes] = {}
     for metric, per_model in _curves_by_metric(curves).items():
         figures[f"curve_{metric}"] = curves_figure(metric, per_model)
@@ -102,6 +109,23 @@ def mean_curves(model_results: Sequence[Any]) -> dict[str, dict[str, dict[str, l
                     if mean.ndim == 1 and mean.numel() > 1:
                         curves.setdefault(result.label, {}).setdefault(explainer, {})[f"{name}/{detail}"] = [
                             _finite_or_none(v) for v in mean.tolist()]
+    return curves
+
+
+def sample_curves(model_results: Sequence[Any]) -> dict[str, dict[str, dict[str, dict[str, list[float | None]]]]]:
+    """model → explainer → ``metric/detail`` → sample id → that sample's curve (``CURVE_DIGITS``
+    decimals, ``None`` for a non-finite point)."""
+    curves: dict[str, dict[str, dict[str, dict[str, list[float | None]]]]] = {}
+    for result in model_results:
+        for explainer, summaries in result.summaries.items():
+            for name, metric_summary in summaries.items():
+                for detail, values in metric_summary.details.items():
+                    if values.ndim != 2 or values.shape[1] < 2 or not values.is_floating_point():
+                        continue
+                    per_sample = {str(int(sample)): [None if v is None else round(v, CURVE_DIGITS)
+                                                     for v in map(_finite_or_none, row.tolist())]
+                                  for sample, row in zip(metric_summary.sample_ids.tolist(), values)}
+                    curves.setdefault(result.label, {}).setdefault(explainer, {})[f"{name}/{detail}"] = per_sample
     return curves
 
 
