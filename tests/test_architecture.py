@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("suite",),
     ("demo",),
     ("benchmark",),
+    ("viewer",),
     ("cli", "__main__", "__init__"),
 )
 

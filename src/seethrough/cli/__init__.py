@@ -1,7 +1,7 @@
 """The ``seethrough`` command: one module per subcommand, registered on the app of :mod:`._common`.
 
     seethrough train | validate | explain | demo | convert | evaluate | benchmark | protocols | explainers
-               | presets | models | data ... | prototypes ...
+               | presets | models | view | data ... | prototypes ...
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from . import prototypes as _prototypes  # noqa: F401
 # each module registers its subcommands on import, in the order `seethrough --help` lists them
 from . import train as _train  # noqa: F401
 from . import validate as _validate  # noqa: F401
+from . import view as _view  # noqa: F401
 from ._common import app, data_app, prototypes_app
 
 app.add_typer(data_app, name="data")
