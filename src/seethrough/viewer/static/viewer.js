@@ -161,6 +161,7 @@ function start(manifest) {
   setupGridControls();
   setupDetailControls();
   applyFilters();
+  SEETHROUGH.readyMs = performance.now();       // the grid is built (first paint follows)
 }
 
 function showTab(name) {
@@ -185,8 +186,12 @@ function setupGridControls() {
   $("filter-model").append(...m.models.map(x => el("option", { value: x.name, text: x.name })));
   if (!m.metrics.length) $("metric-controls").hidden = true;
   $("filter-metric").append(...metricKeys().map(k => el("option", { value: k.join("\u0001"), text: k.join(" · ") })));
-  ["filter-class", "filter-model", "filter-correct", "filter-metric", "filter-min", "filter-max", "sort-order"]
-    .forEach(id => $(id).addEventListener("change", () => { state.page = 0; applyFilters(); }));
+  const refilter = () => { state.page = 0; applyFilters(); };
+  ["filter-class", "filter-model", "filter-correct", "filter-metric", "sort-order"]
+    .forEach(id => $(id).addEventListener("change", refilter));
+  // number fields filter as they are typed in (a filter applied only on blur would re-build the
+  // grid under the click that blurred it)
+  ["filter-min", "filter-max"].forEach(id => $(id).addEventListener("input", refilter));
   $("page-prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); renderGrid(); });
   $("page-next").addEventListener("click", () => {
     state.page = Math.min(Math.max(0, Math.ceil(state.order.length / PAGE_SIZE) - 1), state.page + 1); renderGrid();
@@ -258,6 +263,16 @@ function openSample(position) {
 }
 
 function setupDetailControls() {
+  const m = state.manifest;
+  $("focus-model").append(...m.models.map(x => el("option", { value: x.name, text: x.name })));
+  $("focus-explainer").append(...m.explainers.map(e => el("option", { value: e, text: e })));
+  $("focus-model").addEventListener("change", e => setFocus(e.target.value, state.focus[1]));
+  $("focus-explainer").addEventListener("change", e => setFocus(state.focus[0], e.target.value));
+  state.focus = [m.models.length ? m.models[0].name : null, m.explainers[0] || "native"];
+  const focus = $("focus-canvas");
+  focus.dataset.model = "focus";
+  focus.addEventListener("mousemove", e => hover(e, focus));
+  focus.addEventListener("mouseleave", () => { state.cursor = null; updateCaptions(); });
   $("prev-image").addEventListener("click", () => step(-1));
   $("next-image").addEventListener("click", () => step(1));
   $("class-select").addEventListener("change", e => { state.cls = Number(e.target.value); repaint(); });
@@ -301,6 +316,7 @@ async function renderDetail() {
   renderMetricTable(s);
   renderInterventions(s, chunk);
   await repaint();
+  SEETHROUGH.shown = s.id;                      // the image now on screen (tests wait for it)
 }
 
 function renderClassSelect(s) {
@@ -346,20 +362,47 @@ function buildPanels(s, chunk) {
       const panel = { canvas, caption, model, explainer, maps: ((chunk.maps[model.name] || {})[explainer]) || {} };
       canvas.addEventListener("mousemove", e => hover(e, canvas));
       canvas.addEventListener("mouseleave", () => { state.cursor = null; updateCaptions(); });
+      canvas.addEventListener("click", () => setFocus(model.name, explainer));
       state.panels.push(panel);
-      nodes.push(el("div", { class: "panel" }, canvas, caption));
+      panel.box = el("div", { class: "panel" }, canvas, caption);
+      nodes.push(panel.box);
     }
   }
   panels.replaceChildren(...nodes);
   state.sample = s;
 }
 
+function focusedPanel() {
+  return (state.panels || []).find(p => p.model.name === state.focus[0] && p.explainer === state.focus[1]);
+}
+
+async function setFocus(model, explainer) {
+  state.focus = [model, explainer];
+  $("focus-model").value = model;
+  $("focus-explainer").value = explainer;
+  const started = performance.now();
+  await paintFocus();
+  updateCaptions();
+  SEETHROUGH.lastPaintMs = performance.now() - started;
+}
+
+async function paintFocus() {
+  const panel = focusedPanel(), s = state.sample;
+  (state.panels || []).forEach(p => p.box && p.box.classList.toggle("focused", p === panel));
+  await paint($("focus-canvas"), s.thumb, panel ? panel.maps[String(state.cls)] : null);
+}
+
+// repaints every canvas of the image; SEETHROUGH.lastPaintMs is how long it took (the budget of
+// benchmarks/viewer_budget.py)
 async function repaint() {
   if (!state.panels || !state.sample) return;
-  const s = state.sample;
+  const started = performance.now(), s = state.sample;
   await Promise.all(state.panels.map(p => paint(p.canvas, s.thumb, p.maps[String(state.cls)])));
   await Promise.all((state.extraCanvases || []).map(x => paint(x.canvas, s.thumb, x.map(state.cls))));
+  await paintFocus();
   updateCaptions();
+  SEETHROUGH.lastPaintMs = performance.now() - started;
+  SEETHROUGH.paints = (SEETHROUGH.paints || 0) + 1;
 }
 
 function hover(event, canvas) {
@@ -369,6 +412,13 @@ function hover(event, canvas) {
 }
 
 function updateCaptions() {
+  const focus = focusedPanel();
+  if (focus) {
+    const encoded = focus.maps[String(state.cls)];
+    const value = encoded && state.cursor ? " — value " + (sample(decodeMap(encoded), state.cursor[0], state.cursor[1]) / 255).toFixed(3) : "";
+    $("focus-caption").textContent = panelLabel(focus.model, focus.explainer) + (encoded ? value : " — not stored for this class");
+    redraw($("focus-canvas"));
+  }
   for (const p of state.panels || []) {
     const encoded = p.maps[String(state.cls)];
     const parts = [el("b", {}, panelLabel(p.model, p.explainer))];
