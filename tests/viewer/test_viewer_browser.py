@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import IMAGES
 from playwright.sync_api import sync_playwright
 
+from conftest import IMAGES
 from seethrough.viewer import write_view
 
 #: The README's screenshot: written by test_screenshot_for_the_readme when SEETHROUGH_UPDATE_SCREENSHOT=1

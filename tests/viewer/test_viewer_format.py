@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import IMAGES
 
+from conftest import IMAGES
 from seethrough.viewer import write_view
 from seethrough.viewer.format import FORMAT_VERSION, decode_map, encode_map
 from seethrough.viewer.sources import inspect

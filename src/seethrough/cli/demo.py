@@ -16,8 +16,9 @@ def demo(
     backbone: Optional[str] = typer.Option(None, help="Override the demo's backbone (any timm name)."),
     samples: Optional[int] = typer.Option(None, help="Synthetic images per split (default: the generator's)."),
     accelerator: str = typer.Option("auto"),
+    view: bool = typer.Option(True, "--view/--no-view", help="Write the HTML viewer of every demo model into OUT/view."),
 ) -> None:
-    """Train on the built-in synthetic data, then write explanation pictures and a summary."""
+    """Train on the built-in synthetic data, then write explanation pictures, a summary and the viewer."""
     from ..demo import run_demo
 
     try:
@@ -33,3 +34,7 @@ def demo(
                 console.print(f"  {name} \\[{variant}], same weights: val acc {other['val_acc1']:.3f}, map mass on the "
                               f"evidence {other['evidence_mass']:.3f}")
     console.print(f"pictures in {out}/, numbers in {out / 'summary.json'}")
+    if view:
+        from .view import write_default_view
+
+        write_default_view(out)

@@ -37,8 +37,9 @@ def evaluate_explanations(
     img_size: Optional[int] = typer.Option(None, help=IMG_SIZE_HELP),
     mean: Optional[str] = typer.Option(None, help=MEAN_HELP),
     std: Optional[str] = typer.Option(None, help=STD_HELP),
+    view: bool = typer.Option(True, "--view/--no-view", help="Write the HTML viewer of the evaluated images into OUT/view."),
 ) -> None:
-    """Evaluate explanations: every model x explainer x metric, with a JSON/CSV/HTML report."""
+    """Evaluate explanations: every model x explainer x metric, with a JSON/CSV/HTML report and a viewer."""
     from ..protocol import load_protocol
     from ..suite import evaluate
 
@@ -53,6 +54,19 @@ def evaluate_explanations(
         fail(err)
     _print_summary(summary)
     rank_zero_only(console.print)(f"report: {out / 'report.html'}  results: {out / 'results.json'}")
+    if view:
+        _view(out, overridden=any(v is not None for v in (img_size, mean, std)))
+
+
+@rank_zero_only
+def _view(out: Path, *, overridden: bool) -> None:
+    if overridden:
+        console.print(f"viewer not written: --img-size/--mean/--std are not passed on to it; run seethrough "
+                      f"view {out} --out {out / 'view'} (it uses each model's own preprocessing)")
+        return
+    from .view import write_default_view
+
+    write_default_view(out)
 
 
 @rank_zero_only

@@ -33,3 +33,17 @@ def view(
     console.print(f"viewer: {index.resolve()}")
     if serve:
         serve_view(out, port=port)
+
+
+def write_default_view(source: Path, *, progress: bool = False) -> None:
+    """The viewer that ``demo``, ``evaluate`` and ``benchmark`` write into ``source/view`` (``--no-view``
+    skips it); a failure is reported and leaves the command's own results as they are."""
+    from ..viewer import VIEW_DIR, write_view
+
+    try:
+        index = write_view([source], source / VIEW_DIR, progress=progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        console.print(f"[yellow]viewer not written:[/] {err} (the results above are complete; "
+                      f"retry with seethrough view {source} --out {source / VIEW_DIR})")
+        return
+    console.print(f"viewer: {index.resolve()}")

@@ -17,8 +17,17 @@ from typing import Any, Sequence
 from .collect import TOP_K, collect, resolve_data
 from .format import FORMAT_VERSION, ViewWriter
 from .interventions import add_part_removals
-from .sources import (Source, evaluated_data, evaluated_ids, inspect, lower_is_better, metric_names, metric_values,
-                      protocol_explainers, sample_curves)
+from .sources import (
+    Source,
+    evaluated_data,
+    evaluated_ids,
+    inspect,
+    lower_is_better,
+    metric_names,
+    metric_values,
+    protocol_explainers,
+    sample_curves,
+)
 
 #: Images viewed when a PATH does not say which (a run, the demo folder).
 DEFAULT_LIMIT = 64

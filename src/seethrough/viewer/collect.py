@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import torch
 
 from ..data import build_dataset
 from ..explanations import denormalize, explain
+from ..models.base import SeeThroughModel
+from ..models.heads.prototype import PrototypeNet
 from ..models.loading import InferenceModel, data_for_run, load_for_inference
 from ..prototypes.part_check import gallery_file
 from .format import ViewWriter, encode_map, thumbnail
@@ -56,7 +58,7 @@ def resolve_data(sources: Sequence[str | Path], *, data: str | None, data_option
     return ViewedData(spec, options, split, chosen[:limit])
 
 
-def collect(writer: ViewWriter, models: dict[str, str | Path], viewed: ViewedData, *,
+def collect(writer: ViewWriter, models: Mapping[str, str | Path], viewed: ViewedData, *,
             explainers: Sequence[str] = ("native",), top_k: int = TOP_K, batch_size: int = BATCH_SIZE,
             progress: bool = False) -> None:
     """Run every model on the viewed images and add samples, maps and extras to ``writer``."""
@@ -75,8 +77,7 @@ def collect(writer: ViewWriter, models: dict[str, str | Path], viewed: ViewedDat
         _prototype_assets(writer, label, source, loaded)
         correct = 0
         for start in range(0, len(viewed.ids), batch_size):
-            batch = [dataset[i] for i in viewed.ids[start:start + batch_size]]
-            batch = [b for b in batch if b is not None]
+            batch = [item for i in viewed.ids[start:start + batch_size] if (item := dataset[i]) is not None]
             if not batch:
                 continue
             images = torch.stack([b["image"] for b in batch])
@@ -139,7 +140,7 @@ def _add_batch(writer: ViewWriter, samples: dict, label: str, entry: dict, loade
     return int((top.indices[:, 0] == labels).sum())
 
 
-def _add_extras(writer: ViewWriter, label: str, model: torch.nn.Module, output: Any, targets: torch.Tensor,
+def _add_extras(writer: ViewWriter, label: str, model: SeeThroughModel, output: Any, targets: torch.Tensor,
                 ids: list[str]) -> None:
     kind = str(model.config.get("name", ""))
     extras = output.extras or {}
@@ -158,10 +159,10 @@ def _add_extras(writer: ViewWriter, label: str, model: torch.nn.Module, output: 
                                                    int(output.logits[b].argmax()))
 
 
-def _top_prototypes(model: torch.nn.Module, similarity: torch.Tensor, predicted: int) -> list[dict[str, Any]]:
+def _top_prototypes(model: SeeThroughModel, similarity: torch.Tensor, predicted: int) -> list[dict[str, Any]]:
     """The predicted class's prototypes with the largest similarity × last-layer weight."""
     best = similarity.flatten(1).max(dim=1).values                                # P
-    weight = model.last_layer.weight[predicted].detach()                          # type: ignore[union-attr]
+    weight = cast(PrototypeNet, model).last_layer.weight[predicted].detach()
     score = best * weight
     order = score.argsort(descending=True)[:TOP_PROTOTYPES]
     return [{"prototype": int(j), "similarity": round(float(best[j]), 5), "weight": round(float(weight[j]), 5),

@@ -53,8 +53,8 @@ def add_part_removals(writer: ViewWriter, models: dict[str, str], viewed: Viewed
                                         "thumb": path, "delta": {}})
                     entry = next(e for e in entries if e["part"] == slot)
                     entry["delta"][label] = round(float(after[b] - score[b]), 4)
-    for sample, entries in rows.items():
-        writer.sample_chunk(sample)["interventions"] = entries
+    for sample_id, entries in rows.items():
+        writer.sample_chunk(sample_id)["interventions"] = entries
     return True
 
 
