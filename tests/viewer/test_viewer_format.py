@@ -41,6 +41,7 @@ def test_a_view_of_runs_holds_every_model_its_maps_and_extras(run_view):
     stored = {int(c) for c in chunk["maps"]["fc"]["native"]}
     assert sample["label"] in stored and {c for c, _ in sample["models"]["fc"]["top"]} <= stored
     assert decode_map(chunk["maps"]["fc"]["native"][str(sample["label"])]).shape == (6, 6)
+    assert list(chunk["maps"]["fc"]["random"]) == ["*"]              # the same for every class: stored once
     assert len(chunk["extras"]["intr"]["heads"][str(sample["label"])]) == 2          # one map per head
     assert set(chunk["extras"]["castream"]["taps"]) >= {"layer1", "features"}
     for name in ("index.html", "viewer.js", "viewer.css"):

@@ -26,7 +26,7 @@ from ..models.base import SeeThroughModel
 from ..models.heads.prototype import PrototypeNet
 from ..models.loading import InferenceModel, data_for_run, load_for_inference
 from ..prototypes.part_check import gallery_file
-from .format import ViewWriter, encode_map, thumbnail
+from .format import ANY_CLASS, ViewWriter, encode_map, thumbnail
 
 #: Predictions stored per image (and shown as the class switcher's top-k).
 TOP_K = 5
@@ -134,8 +134,11 @@ def _add_batch(writer: ViewWriter, samples: dict, label: str, entry: dict, loade
         entry["map_size"][method] = list(maps.shape[-2:])
         for b, sample_id in enumerate(ids):
             stored = writer.sample_chunk(sample_id)["maps"].setdefault(label, {}).setdefault(method, {})
-            for column, cls in enumerate(targets[b].tolist()):
-                stored.setdefault(str(cls), encode_map(maps[b, column]))
+            encoded = {str(cls): encode_map(maps[b, column]) for column, cls in enumerate(targets[b].tolist())}
+            if len({e["d"] for e in encoded.values()}) == 1:     # a class-independent map (a baseline): once
+                stored[ANY_CLASS] = next(iter(encoded.values()))
+            else:
+                stored.update(encoded)
     _add_extras(writer, label, model, output, targets, ids)
     return int((top.indices[:, 0] == labels).sum())
 

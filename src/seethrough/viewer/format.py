@@ -30,7 +30,8 @@ refuse from ``file://``), images are files beside them. Other tools can write it
 
 **chunk** ``k`` (object keyed by sample id)::
 
-    maps:    {model: {explainer: {class: MAP}}}       classes = top-k ∪ ground truth
+    maps:    {model: {explainer: {class: MAP}}}       classes = top-k ∪ ground truth; "*": one MAP
+                                                      for every class (a class-independent explainer)
     extras:  {model: {heads: {class: [MAP per head]}, taps: {tap: MAP},
                       prototypes: [{prototype, similarity, weight, map: MAP}]}}
     curves:  {model: {explainer: {metric: [y₀, …, y_n]}}}
@@ -66,6 +67,8 @@ DATA_DIR, IMAGE_DIR, ASSET_DIR = "data", "img", "assets"
 MANIFEST_FILE = "manifest.js"
 #: The largest quantized value.
 LEVELS = 255
+#: The class key of a map that is the same for every class (random, center, edges, ...).
+ANY_CLASS = "*"
 
 
 def encode_map(values: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -201,5 +204,5 @@ def iter_chunks(out: Path) -> Iterable[Path]:
     return sorted((Path(out) / DATA_DIR).glob("chunk-*.js"))
 
 
-__all__ = ["CHUNK_SIZE", "FORMAT_NAME", "FORMAT_VERSION", "ViewWriter", "clean", "decode_map", "encode_map",
+__all__ = ["ANY_CLASS", "CHUNK_SIZE", "FORMAT_NAME", "FORMAT_VERSION", "ViewWriter", "clean", "decode_map", "encode_map",
            "thumbnail"]

@@ -341,6 +341,9 @@ function renderPredictions(s) {
   $("predictions").replaceChildren(...blocks);
 }
 
+// the stored map of the current class ("*": a map that is the same for every class)
+function mapFor(maps) { return maps[String(state.cls)] || maps["*"]; }
+
 function setClass(c) { state.cls = c; $("class-select").value = String(c); repaint(); }
 
 function panelLabel(model, explainer) {
@@ -384,12 +387,13 @@ async function setFocus(model, explainer) {
   await paintFocus();
   updateCaptions();
   SEETHROUGH.lastPaintMs = performance.now() - started;
+  SEETHROUGH.paints = (SEETHROUGH.paints || 0) + 1;
 }
 
 async function paintFocus() {
   const panel = focusedPanel(), s = state.sample;
   (state.panels || []).forEach(p => p.box && p.box.classList.toggle("focused", p === panel));
-  await paint($("focus-canvas"), s.thumb, panel ? panel.maps[String(state.cls)] : null);
+  await paint($("focus-canvas"), s.thumb, panel ? mapFor(panel.maps) : null);
 }
 
 // repaints every canvas of the image; SEETHROUGH.lastPaintMs is how long it took (the budget of
@@ -397,7 +401,7 @@ async function paintFocus() {
 async function repaint() {
   if (!state.panels || !state.sample) return;
   const started = performance.now(), s = state.sample;
-  await Promise.all(state.panels.map(p => paint(p.canvas, s.thumb, p.maps[String(state.cls)])));
+  await Promise.all(state.panels.map(p => paint(p.canvas, s.thumb, mapFor(p.maps))));
   await Promise.all((state.extraCanvases || []).map(x => paint(x.canvas, s.thumb, x.map(state.cls))));
   await paintFocus();
   updateCaptions();
@@ -414,13 +418,13 @@ function hover(event, canvas) {
 function updateCaptions() {
   const focus = focusedPanel();
   if (focus) {
-    const encoded = focus.maps[String(state.cls)];
+    const encoded = mapFor(focus.maps);
     const value = encoded && state.cursor ? " — value " + (sample(decodeMap(encoded), state.cursor[0], state.cursor[1]) / 255).toFixed(3) : "";
     $("focus-caption").textContent = panelLabel(focus.model, focus.explainer) + (encoded ? value : " — not stored for this class");
     redraw($("focus-canvas"));
   }
   for (const p of state.panels || []) {
-    const encoded = p.maps[String(state.cls)];
+    const encoded = mapFor(p.maps);
     const parts = [el("b", {}, panelLabel(p.model, p.explainer))];
     if (!encoded) parts.push(el("div", { class: "missing" }, "not stored for this class"));
     else if (state.cursor) {
