@@ -136,6 +136,10 @@ def test_demo_writes_pictures_and_summary(tmp_path):
     proto = summary["models"]["protopnet"]                    # pushed, gallery and "this looks like that"
     assert (out / "protopnet" / "best" / "prototypes" / "gallery.json").is_file() and proto["gallery"]
     assert all(Path(p).is_file() for p in proto["this_looks_like_that"])
+    # the demo ends with the viewer of every model's evidence for the same images
+    assert (out / "view" / "index.html").is_file() and "viewer:" in invoked.output
+    manifest = (out / "view" / "data" / "manifest.js").read_text()
+    assert all(f'"name":"{name}"' in manifest for name in summary["models"])
 
 
 def test_data_imagenet_val_regroups_without_touching_originals(tmp_path):

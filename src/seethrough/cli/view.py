@@ -41,7 +41,7 @@ def write_default_view(source: Path, *, progress: bool = False) -> None:
     from ..viewer import VIEW_DIR, write_view
 
     try:
-        index = write_view([source], source / VIEW_DIR, progress=progress)
+        index = write_view([source], source / VIEW_DIR, progress=progress, title=str(source))
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         console.print(f"[yellow]viewer not written:[/] {err} (the results above are complete; "
                       f"retry with seethrough view {source} --out {source / VIEW_DIR})")

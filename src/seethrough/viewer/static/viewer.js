@@ -354,7 +354,7 @@ function panelLabel(model, explainer) {
 function buildPanels(s, chunk) {
   // columns: models side by side; rows: explainers
   const m = state.manifest, panels = $("panels");
-  panels.style.gridTemplateColumns = "7em repeat(" + m.models.length + ", minmax(140px, " + PANEL_SIDE + "px))";
+  panels.style.gridTemplateColumns = "6em repeat(" + m.models.length + ", minmax(0, " + PANEL_SIDE + "px))";
   const nodes = [el("div"), ...m.models.map(x => el("div", { class: "rowhead" }, x.name + (x.sign < 0 ? " (−)" : "")))];
   state.panels = [];
   for (const explainer of m.explainers) {
