@@ -68,3 +68,37 @@ def test_paths_that_are_no_view_source_are_refused_with_what_to_give(tmp_path):
         inspect(tmp_path / "missing")
     with pytest.raises(ValueError, match="not a run, a model dir"):
         inspect(tmp_path)
+
+
+def test_serve_hands_out_the_view_over_http(run_view):
+    import threading
+    import urllib.request
+
+    from seethrough.viewer import make_server
+
+    server = make_server(run_view, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert b"viewer.js" in urllib.request.urlopen(base + "index.html").read()
+        assert urllib.request.urlopen(base + "data/chunk-00000.js").read().startswith(b"SEETHROUGH.chunk(0, ")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(FileNotFoundError, match="holds no view"):
+        make_server(run_view / "img")
+
+
+def test_the_view_command_prints_the_path_and_names_a_bad_path(model_dirs, tmp_path):
+    from typer.testing import CliRunner
+
+    from seethrough.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["view", str(model_dirs["fc"]), "--out", str(tmp_path / "v"), "--limit", "3",
+                                 "--data", "synthetic", "--data-opt", "num_samples=4", "--data-opt", "img_size=48"])
+    assert result.exit_code == 0, result.output
+    assert "viewer:" in result.output and (tmp_path / "v" / "index.html").is_file()
+    bad = runner.invoke(app, ["view", str(tmp_path / "nothing"), "--out", str(tmp_path / "w")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output

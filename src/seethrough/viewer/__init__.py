@@ -130,14 +130,19 @@ def _unique(label: str, taken: dict[str, str]) -> str:
     return candidate
 
 
-def serve(directory: str | Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
-    """Serve a written view with the standard library's HTTP server until interrupted."""
+def make_server(directory: str | Path, *, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """An HTTP server of a written view (``port=0``: any free port); start it with ``serve_forever``."""
     directory = Path(directory)
     if not (directory / "index.html").is_file():
         raise FileNotFoundError(f"{directory} holds no view (no index.html); write one with seethrough view PATH --out "
                                 f"{directory}")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    with http.server.ThreadingHTTPServer((host, port), handler) as server:
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def serve(directory: str | Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
+    """Serve a written view with the standard library's HTTP server until interrupted."""
+    with make_server(directory, port=port, host=host) as server:
         print(f"serving {directory} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
         try:
             server.serve_forever()
@@ -145,4 +150,4 @@ def serve(directory: str | Path, *, port: int = 8000, host: str = "127.0.0.1") -
             pass
 
 
-__all__ = ["DEFAULT_LIMIT", "FORMAT_VERSION", "MAX_IMAGES", "VIEW_DIR", "serve", "write_view"]
+__all__ = ["DEFAULT_LIMIT", "FORMAT_VERSION", "MAX_IMAGES", "VIEW_DIR", "make_server", "serve", "write_view"]
