@@ -105,11 +105,11 @@ def measure_browser(out: Path, chromium: str, repeats: int) -> dict[str, list[fl
             times[kind].append(page.evaluate("window.SEETHROUGH.lastPaintMs"))
 
         for r in range(repeats):
-            timed("model", lambda: page.select_option("#focus-model", models[(r + 1) % len(models)]))
-            timed("explainer", lambda: page.select_option("#focus-explainer", methods[(r + 1) % len(methods)]))
-            timed("class", lambda: page.select_option("#class-select", classes[(r + 1) % len(classes)]))
-            timed("opacity", lambda: page.locator("#opacity").fill(str(30 + 10 * (r % 5))))
-            timed("threshold", lambda: page.locator("#threshold").fill(str(10 * (r % 9))))
+            timed("model", lambda r=r: page.select_option("#focus-model", models[(r + 1) % len(models)]))
+            timed("explainer", lambda r=r: page.select_option("#focus-explainer", methods[(r + 1) % len(methods)]))
+            timed("class", lambda r=r: page.select_option("#class-select", classes[(r + 1) % len(classes)]))
+            timed("opacity", lambda r=r: page.locator("#opacity").fill(str(30 + 10 * (r % 5))))
+            timed("threshold", lambda r=r: page.locator("#threshold").fill(str(10 * (r % 9))))
         browser.close()
     return times
 

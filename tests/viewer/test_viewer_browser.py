@@ -128,8 +128,9 @@ def test_the_view_of_an_evaluation_draws_curves_and_a_sortable_metric_table(brow
 
 
 def test_screenshot_for_the_readme(browser, run_view, tmp_path):
-    """SEETHROUGH_SCREENSHOT_VIEW=DIR takes the picture of another view (the README's is the demo's:
-    seethrough demo, then this test with SEETHROUGH_UPDATE_SCREENSHOT=1 SEETHROUGH_SCREENSHOT_VIEW=seethrough-demo/view)."""
+    """SEETHROUGH_SCREENSHOT_VIEW=DIR takes the picture of another view. The README's is the demo's:
+    seethrough demo, then this test with SEETHROUGH_UPDATE_SCREENSHOT=1
+    SEETHROUGH_SCREENSHOT_VIEW=seethrough-demo/view."""
     view = Path(os.environ.get("SEETHROUGH_SCREENSHOT_VIEW") or run_view)
     page = Page(browser, view)
     page.page.locator(".cell").nth(2).click()

@@ -204,5 +204,5 @@ def iter_chunks(out: Path) -> Iterable[Path]:
     return sorted((Path(out) / DATA_DIR).glob("chunk-*.js"))
 
 
-__all__ = ["ANY_CLASS", "CHUNK_SIZE", "FORMAT_NAME", "FORMAT_VERSION", "ViewWriter", "clean", "decode_map", "encode_map",
-           "thumbnail"]
+__all__ = ["ANY_CLASS", "CHUNK_SIZE", "FORMAT_NAME", "FORMAT_VERSION", "ViewWriter", "clean", "decode_map",
+           "encode_map", "thumbnail"]
