@@ -4,7 +4,8 @@
 1. **Size**: a view of ``--images`` images × ``--models`` models × ``--explainers`` explainers ×
    (top-5 + ground truth) classes, written with the real writer (:class:`ViewWriter`,
    :func:`encode_map`): rendered synthetic images as thumbnails, smooth random maps at
-   ``--map-side``² (a 224-px ResNet's 7×7 or a 14×14 transformer map; nothing is deduplicated).
+   ``--map-side``² (default 24²: the largest side a view stores, e.g. Grad-CAM or RISE at the input
+   size after area-averaging; natively smaller maps, 7×7 or 14×14, take less; nothing is deduplicated).
    Target: ≤ 50 MB.
 2. **First paint**: ``file://…/index.html`` opened in headless Chromium (Playwright, Debian's
    package): first-contentful-paint and the time the grid is built (``SEETHROUGH.readyMs``), over
@@ -121,7 +122,7 @@ def main() -> None:
     p.add_argument("--models", type=int, default=3)
     p.add_argument("--explainers", type=int, default=3)
     p.add_argument("--classes", type=int, default=200)
-    p.add_argument("--map-side", type=int, default=14)
+    p.add_argument("--map-side", type=int, default=24, help="24: the largest a view stores (--max-map-side)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = p.parse_args()

@@ -102,3 +102,15 @@ def test_the_view_command_prints_the_path_and_names_a_bad_path(model_dirs, tmp_p
     assert "viewer:" in result.output and (tmp_path / "v" / "index.html").is_file()
     bad = runner.invoke(app, ["view", str(tmp_path / "nothing"), "--out", str(tmp_path / "w")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_large_maps_are_area_averaged_down_and_small_ones_kept():
+    from seethrough.viewer.collect import shrink
+
+    maps = torch.arange(2 * 3 * 48 * 32, dtype=torch.float32).reshape(2, 3, 48, 32)
+    small = shrink(maps, 24)
+    assert small.shape == (2, 3, 24, 16)
+    assert torch.allclose(small[0, 0, 0, 0], maps[0, 0, :2, :2].mean())
+    assert shrink(maps[..., :7, :7], 24).shape == (2, 3, 7, 7)
+    with pytest.raises(ValueError, match="positive"):
+        shrink(maps, 0)

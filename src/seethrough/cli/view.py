@@ -18,6 +18,7 @@ def view(
     top_k: int = typer.Option(5, help="Predictions stored per image (the class switcher)."),
     data: Optional[str] = typer.Option(None, help="KIND:PATH for runs (default: each run's own data)."),
     data_opt: Optional[List[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE."),
+    max_map_side: int = typer.Option(24, help="Maps with a longer side are stored area-averaged down to it (the size budget)."),
     serve: bool = typer.Option(False, "--serve", help="Then serve the folder over HTTP (the standard library's server)."),
     port: int = typer.Option(8000, help="Port of --serve."),
 ) -> None:
@@ -27,7 +28,8 @@ def view(
 
     try:
         index = write_view(paths, out, limit=limit, explainers=comma_list(explainers), top_k=top_k, data=data,
-                           data_options=parse_set(data_opt, "--data-opt") or None, progress=True)
+                           data_options=parse_set(data_opt, "--data-opt") or None, max_map_side=max_map_side,
+                           progress=True)
     except (ValueError, FileNotFoundError) as err:
         fail(err)
     console.print(f"viewer: {index.resolve()}")

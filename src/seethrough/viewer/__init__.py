@@ -14,7 +14,7 @@ import http.server
 from pathlib import Path
 from typing import Any, Sequence
 
-from .collect import TOP_K, collect, resolve_data
+from .collect import MAX_MAP_SIDE, TOP_K, collect, resolve_data
 from .format import FORMAT_VERSION, ViewWriter
 from .interventions import add_part_removals
 from .sources import (
@@ -40,7 +40,7 @@ VIEW_DIR = "view"
 def write_view(paths: Sequence[str | Path], out: str | Path, *, limit: int | None = None,
                explainers: Sequence[str] | None = None, top_k: int = TOP_K, data: str | None = None,
                data_options: dict[str, Any] | None = None, split: str = "val", title: str | None = None,
-               progress: bool = False) -> Path:
+               max_map_side: int = MAX_MAP_SIDE, progress: bool = False) -> Path:
     """Write the viewer of ``paths`` into ``out``; returns ``out/index.html``.
 
     Args:
@@ -51,6 +51,8 @@ def write_view(paths: Sequence[str | Path], out: str | Path, *, limit: int | Non
         explainers: explainers shown (default: the evaluation's, else ``native``).
         top_k: predictions stored per image (the class switcher).
         data, data_options, split: the images for runs (default: each run's own validation data).
+        max_map_side: maps with a longer side are stored area-averaged down to it (see
+            :data:`~.collect.MAX_MAP_SIDE`).
     """
     sources = [inspect(path) for path in paths]
     evaluations = [s for s in sources if s.kind in ("evaluate", "benchmark")]
@@ -75,7 +77,7 @@ def write_view(paths: Sequence[str | Path], out: str | Path, *, limit: int | Non
         viewed = resolve_data(list(models.values()), data=data, data_options=data_options, split=split, ids=None,
                               limit=limit or DEFAULT_LIMIT)
         shown = list(explainers or ["native"])
-    collect(writer, models, viewed, explainers=shown, top_k=top_k, progress=progress)
+    collect(writer, models, viewed, explainers=shown, top_k=top_k, max_map_side=max_map_side, progress=progress)
     if evaluation is not None:
         _add_evaluation(writer, evaluation)
         if evaluation.kind == "benchmark":

@@ -34,6 +34,10 @@ TOP_K = 5
 TOP_PROTOTYPES = 3
 #: Images per forward pass.
 BATCH_SIZE = 16
+#: Longest side a map is stored at: a larger one (a post-hoc map at the input's resolution) is
+#: area-averaged down to it, so 1,000 images × 3 models × 3 explainers × 6 classes stay within the
+#: viewer's 50 MB budget; maps that are natively smaller (7×7, 14×14) are kept as they are.
+MAX_MAP_SIDE = 24
 
 
 @dataclass
@@ -60,7 +64,7 @@ def resolve_data(sources: Sequence[str | Path], *, data: str | None, data_option
 
 def collect(writer: ViewWriter, models: Mapping[str, str | Path], viewed: ViewedData, *,
             explainers: Sequence[str] = ("native",), top_k: int = TOP_K, batch_size: int = BATCH_SIZE,
-            progress: bool = False) -> None:
+            max_map_side: int = MAX_MAP_SIDE, progress: bool = False) -> None:
     """Run every model on the viewed images and add samples, maps and extras to ``writer``."""
     manifest = writer.manifest
     manifest["explainers"] = list(dict.fromkeys([*manifest["explainers"], *explainers]))
@@ -89,7 +93,8 @@ def collect(writer: ViewWriter, models: Mapping[str, str | Path], viewed: Viewed
                     path = writer.image_path(sample_id)
                     thumbnail(picture, writer.out / path)
                     samples[sample_id] = {"id": sample_id, "label": lab, "thumb": path, "models": {}, "metrics": {}}
-            correct += _add_batch(writer, samples, label, entry, loaded, images, labels, ids, explainers, top_k)
+            correct += _add_batch(writer, samples, label, entry, loaded, images, labels, ids, explainers, top_k,
+                                  max_map_side)
         entry["viewed_accuracy"] = correct / max(1, len(viewed.ids))
         if progress:
             print(f"  view: {label} — {len(viewed.ids)} images")
@@ -113,7 +118,7 @@ def _stored_classes(probs: torch.Tensor, labels: torch.Tensor, top_k: int, sign:
 
 def _add_batch(writer: ViewWriter, samples: dict, label: str, entry: dict, loaded: InferenceModel,
                images: torch.Tensor, labels: torch.Tensor, ids: list[str], explainers: Sequence[str],
-               top_k: int) -> int:
+               top_k: int, max_map_side: int) -> int:
     model = loaded.model
     with torch.no_grad():
         output = model(images)
@@ -131,6 +136,7 @@ def _add_batch(writer: ViewWriter, samples: dict, label: str, entry: dict, loade
         except (ValueError, RuntimeError, TypeError, NotImplementedError) as err:
             writer.error(f"{label} / {method}: not shown ({err})")
             continue
+        maps = shrink(maps, max_map_side)
         entry["map_size"][method] = list(maps.shape[-2:])
         for b, sample_id in enumerate(ids):
             stored = writer.sample_chunk(sample_id)["maps"].setdefault(label, {}).setdefault(method, {})
@@ -141,6 +147,19 @@ def _add_batch(writer: ViewWriter, samples: dict, label: str, entry: dict, loade
                 stored.update(encoded)
     _add_extras(writer, label, model, output, targets, ids)
     return int((top.indices[:, 0] == labels).sum())
+
+
+def shrink(maps: torch.Tensor, side: int) -> torch.Tensor:
+    """``…×h×w`` maps area-averaged so that their longer side is at most ``side`` (aspect kept)."""
+    if side < 1:
+        raise ValueError(f"the longest stored map side must be positive, got {side}")
+    h, w = maps.shape[-2:]
+    if max(h, w) <= side:
+        return maps
+    scale = side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    flat = maps.reshape(-1, 1, h, w).float()
+    return torch.nn.functional.adaptive_avg_pool2d(flat, size).reshape(*maps.shape[:-2], *size)
 
 
 def _add_extras(writer: ViewWriter, label: str, model: SeeThroughModel, output: Any, targets: torch.Tensor,
@@ -196,4 +215,4 @@ def _extra_keys(loaded: InferenceModel) -> set[str]:
     return {"prototype_similarity"} if hasattr(loaded.model, "prototypes") else set()
 
 
-__all__ = ["BATCH_SIZE", "TOP_K", "ViewedData", "collect", "resolve_data"]
+__all__ = ["BATCH_SIZE", "MAX_MAP_SIDE", "TOP_K", "shrink", "ViewedData", "collect", "resolve_data"]

@@ -37,9 +37,10 @@ refuse from ``file://``), images are files beside them. Other tools can write it
     curves:  {model: {explainer: {metric: [y₀, …, y_n]}}}
     interventions: [{part, role, name, thumb, delta: {model: Δ score}}]
 
-A MAP is ``{h, w, d}``: the map at its own (native) resolution, min-max scaled and quantized to
-uint8 (``round(255·(m − min)/(max − min))``, 0 for a constant map), row-major, base64 — the
-browser upsamples it bilinearly onto the thumbnail.
+A MAP is ``{h, w, d}``: the map at its own (native) resolution (a post-hoc map computed at the
+input's resolution is stored area-averaged to a longest side of 24, ``--max-map-side``), min-max
+scaled and quantized to uint8 (``round(255·(m − min)/(max − min))``, 0 for a constant map),
+row-major, base64 — the browser upsamples it bilinearly onto the thumbnail.
 """
 from __future__ import annotations
 
