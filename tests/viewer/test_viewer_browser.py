@@ -119,8 +119,9 @@ def test_the_view_of_an_evaluation_draws_curves_and_a_sortable_metric_table(brow
     assert p.locator(".cell").count() == 6
     p.locator(".cell").first.click()
     p.wait_for_function("window.SEETHROUGH.shown !== undefined")
-    assert p.locator("#curves svg").count() == 2 * 2 * 2                       # models × explainers × (ins, del)
-    assert "AUC" in p.locator("#curves").inner_text()
+    assert p.locator("#curves svg").count() == 2 * 2                           # models × (insertion, deletion)
+    assert p.locator("#curves svg polyline").count() == 2 * 2 * 2               # a line per explainer
+    assert p.locator("#curves").inner_text().count("AUC") == 2 * 2 * 2
     table = p.locator("table.metrics")
     assert table.locator("tr").count() == 1 + 2 * 2
     table.locator("th", has_text="insertion").click()

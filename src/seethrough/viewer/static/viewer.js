@@ -481,32 +481,43 @@ function auc(ys) {
   return area / (ys.length - 1);
 }
 
-function curveSvg(ys, title) {
-  const finite = ys.filter(v => v !== null), top = Math.max(1e-9, ...finite), ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", CURVE_W); svg.setAttribute("height", CURVE_H);
-  svg.setAttribute("viewBox", "0 0 " + CURVE_W + " " + CURVE_H);
-  const px = i => 30 + i / (ys.length - 1) * (CURVE_W - 40), py = v => CURVE_H - 20 - v / top * (CURVE_H - 35);
-  const axis = document.createElementNS(ns, "path");
-  axis.setAttribute("d", "M30 15 V" + (CURVE_H - 20) + " H" + (CURVE_W - 10));
-  axis.setAttribute("stroke", "#999"); axis.setAttribute("fill", "none");
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", ys.map((v, i) => px(i) + "," + py(v || 0)).join(" "));
-  line.setAttribute("fill", "none"); line.setAttribute("stroke", "#2456a6"); line.setAttribute("stroke-width", "2");
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 32); label.setAttribute("y", 12); label.setAttribute("font-size", "11");
-  label.textContent = title + " — AUC " + auc(ys).toFixed(3);
-  svg.append(axis, line, label);
+// Okabe–Ito colours (colour-blind safe), one per explainer
+const LINE_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
+
+// one figure per model and metric: a line per explainer, its AUC in the legend
+function curveSvg(lines, title) {
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  const height = CURVE_H + 14 * lines.length;
+  svg.setAttribute("width", CURVE_W); svg.setAttribute("height", height);
+  svg.setAttribute("viewBox", "0 0 " + CURVE_W + " " + height);
+  const top = Math.max(1e-9, ...lines.flatMap(([, ys]) => ys.filter(v => v !== null)));
+  const node = (tag, attrs) => { const n = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); return n; };
+  svg.append(node("path", { d: "M30 15 V" + (CURVE_H - 20) + " H" + (CURVE_W - 10), stroke: "#999", fill: "none" }));
+  const label = node("text", { x: 32, y: 11, "font-size": 11 });
+  label.textContent = title + " (y: score, top " + top.toFixed(2) + ")";
+  svg.append(label);
+  lines.forEach(([name, ys], k) => {
+    const colour = LINE_COLOURS[k % LINE_COLOURS.length];
+    const px = i => 30 + i / (ys.length - 1) * (CURVE_W - 40), py = v => CURVE_H - 20 - v / top * (CURVE_H - 35);
+    svg.append(node("polyline", { points: ys.map((v, i) => px(i) + "," + py(v || 0)).join(" "), fill: "none",
+      stroke: colour, "stroke-width": 2, "data-explainer": name }));
+    const entry = node("text", { x: 32, y: CURVE_H + 4 + 14 * k, "font-size": 11, fill: colour });
+    entry.textContent = name + " — AUC " + auc(ys).toFixed(3);
+    svg.append(entry);
+  });
   return svg;
 }
 
 function renderCurves(chunk) {
   const figures = [];
-  for (const [model, perExplainer] of Object.entries(chunk.curves || {}))
+  for (const [model, perExplainer] of Object.entries(chunk.curves || {})) {
+    const byMetric = {};
     for (const [explainer, perMetric] of Object.entries(perExplainer))
       for (const [metric, ys] of Object.entries(perMetric))
-        if (ys && ys.length > 1) figures.push(el("figure", { class: "curve" }, curveSvg(ys, metric),
-          el("figcaption", {}, model + " · " + explainer)));
+        if (ys && ys.length > 1) (byMetric[metric] = byMetric[metric] || []).push([explainer, ys]);
+    for (const [metric, lines] of Object.entries(byMetric))
+      figures.push(el("figure", { class: "curve" }, curveSvg(lines, metric), el("figcaption", {}, model)));
+  }
   $("curves").replaceChildren(...figures);
 }
 
