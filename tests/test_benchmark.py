@@ -78,6 +78,17 @@ def test_benchmark_of_a_given_run_writes_the_leaderboard_and_validity(tmp_path):
     assert (tmp_path / "out" / "leaderboard.md").read_text().startswith("# seethrough benchmark")
     assert (tmp_path / "out" / "figures" / "radar_tiny.png").is_file()
     assert json.loads((tmp_path / "out" / "results.json").read_text())["benchmark"]["budget"]["eval_samples"] == 4
+    # its viewer: the leaderboard, the radar, and each image with every part removed
+    from seethrough.viewer import write_view
+
+    write_view([tmp_path / "out"], tmp_path / "view")
+    manifest = (tmp_path / "view" / "data" / "manifest.js").read_text()
+    body = json.loads(manifest[len("SEETHROUGH.manifest("):manifest.rindex(")")])
+    assert len(body["benchmark"]["leaderboard"]) == 5 and list(body["benchmark"]["radar"]) == ["tiny"]
+    chunk = (tmp_path / "view" / "data" / "chunk-00000.js").read_text()
+    samples = json.loads(chunk[chunk.index("{"):chunk.rindex(")")])
+    removals = samples["0"]["interventions"]
+    assert removals and all("tiny" in r["delta"] and (tmp_path / "view" / r["thumb"]).is_file() for r in removals)
     samples = read_samples(tmp_path / "out" / "samples.csv")
     assert ("tiny", "random", "single_deletion") in samples
 

@@ -2,8 +2,9 @@
 
 Per model, one forward pass per batch gives the logits, the native maps of every stored class
 and the model's own extras; post-hoc explainers run as :func:`seethrough.explain` runs them.
-Stored classes per image: the top-k predictions, the ground truth, and for a negative
-("why not") model the least likely class — the classes a user switches between. Per model kind:
+Stored classes per image: every class of a data set with at most ten, else the top-k
+predictions, the ground truth, and for a negative ("why not") model the least likely class —
+the classes a user switches between. Per model kind:
 
 - INTR: the last decoder layer's cross-attention of each head, per stored class;
 - CA-Stream: each tap's attention (head mean, class-agnostic);
@@ -30,6 +31,9 @@ from .format import ANY_CLASS, ViewWriter, encode_map, thumbnail
 
 #: Predictions stored per image (and shown as the class switcher's top-k).
 TOP_K = 5
+#: Up to this many classes, every class's map is stored (the class switcher shows any class);
+#: beyond it the top-k, the ground truth and (negative models) the least likely class.
+ALL_CLASSES_UP_TO = 10
 #: Prototypes shown per image for a prototype model.
 TOP_PROTOTYPES = 3
 #: Images per forward pass.
@@ -108,7 +112,10 @@ def _model_entry(label: str, loaded: InferenceModel) -> dict[str, Any]:
 
 
 def _stored_classes(probs: torch.Tensor, labels: torch.Tensor, top_k: int, sign: int) -> torch.Tensor:
-    """``B×K``: the ground truth, the top-k, and (negative models) the least likely class."""
+    """``B×K``: every class (up to :data:`ALL_CLASSES_UP_TO`), else the ground truth, the top-k, and
+    (negative models) the least likely class."""
+    if probs.shape[1] <= ALL_CLASSES_UP_TO:
+        return torch.arange(probs.shape[1]).expand(probs.shape[0], -1)
     k = min(top_k, probs.shape[1])
     columns = [labels[:, None], probs.topk(k, dim=1).indices]
     if sign < 0:

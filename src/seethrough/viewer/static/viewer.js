@@ -463,10 +463,12 @@ function renderExtras(s, chunk) {
       const figures = extras.prototypes.map(p => {
         const row = gallery.find(g => g.prototype === p.prototype) || {};
         const crop = row.crop ? el("img", { src: row.crop, alt: "prototype " + p.prototype }) : el("div", { class: "missing" }, "no picture");
+        const source = row.source ? el("figure", {}, el("img", { src: row.source, alt: "source of prototype " + p.prototype }),
+          el("figcaption", {}, "its source image (box: the patch's receptive field)")) : "";
         return el("div", { class: "thumbs" },
           small("this: prototype " + p.prototype + " on the image", () => p.map),
           el("figure", {}, crop, el("figcaption", {}, "looks like that: class " + className(row.class) +
-            " — similarity " + fmt(p.similarity) + " × weight " + fmt(p.weight))));
+            " — similarity " + fmt(p.similarity) + " × weight " + fmt(p.weight))), source);
       });
       blocks.push(el("div", { class: "extras-block" }, el("h3", {}, model.name + ": this looks like that (predicted class's top prototypes)"), figures));
     }
