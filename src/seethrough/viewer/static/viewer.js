@@ -566,7 +566,7 @@ function renderLeaderboard() {
     " of " + p.prototypes + " prototypes on an evidence part (chance " + fmt(p.chance) + ")"));
   $("leaderboard").replaceChildren(el("h2", {}, "Leaderboard"), board, el("h2", {}, "Can this metric tell?"), validity,
     protos.length ? el("div", {}, el("h2", {}, "Prototypes on evidence"), el("ul", {}, protos)) : "",
-    el("div", { class: "thumbs" }, radar));
+    el("div", { class: "radars" }, radar));
 }
 
 function renderNotes() {
