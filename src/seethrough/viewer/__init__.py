@@ -67,6 +67,11 @@ def write_view(paths: Sequence[str | Path], out: str | Path, *, limit: int | Non
         raise ValueError("nothing to view: no model found in " + ", ".join(str(p) for p in paths))
     evaluation = evaluations[0] if evaluations else None
     writer = ViewWriter(out, title=title or " + ".join(Path(p).name or str(p) for p in paths))
+    if evaluation is not None and evaluation.results is not None:
+        for label, entry in evaluation.results.get("models", {}).items():
+            if entry.get("variant"):
+                writer.error(f"{label}: a runtime variant of {entry.get('base')} ({entry['variant']}) is not shown; "
+                             "the viewer shows each model as saved")
     if evaluation is not None:
         spec, options, eval_split = evaluated_data(evaluation)
         ids = evaluated_ids(evaluation)
