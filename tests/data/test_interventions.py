@@ -75,3 +75,22 @@ def test_part_interventions_of_a_batch_follow_the_transform():
     assert without.shape == images.shape and not torch.equal(without, images)
     with pytest.raises(ValueError, match="unknown part role"):
         parts.role_mask("wing")
+
+
+def test_a_cached_background_renders_the_same_pixels_as_drawing_it_again():
+    from seethrough.data.synthetic import CANVAS_CACHE
+
+    data = SyntheticDataset(split="val", difficulty="benchmark", num_samples=CANVAS_CACHE + 8)
+    first = [np.asarray(data[i]["image"]) for i in range(3)]
+    again = [np.asarray(data.render(data.scene(i)).image) for i in range(3)]              # from the cache
+    fresh = SyntheticDataset(split="val", difficulty="benchmark", num_samples=CANVAS_CACHE + 8)
+    for i in range(CANVAS_CACHE + 8):                                                     # evicts the first ones
+        fresh.render(fresh.scene(i))
+    evicted = [np.asarray(fresh.render(fresh.scene(i)).image) for i in range(3)]
+    for a, b, c in zip(first, again, evicted):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    scene = data.scene(1)
+    without = np.asarray(data.render(remove_parts(scene, [0])).image)
+    assert np.array_equal(without, np.asarray(SyntheticDataset(split="val", difficulty="benchmark",
+                                                               num_samples=4).render(remove_parts(scene, [0])).image))
+    assert len(data.__dict__["_canvases"]) <= CANVAS_CACHE

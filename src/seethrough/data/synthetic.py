@@ -123,6 +123,8 @@ PARTS_PER_CLASS: dict[str, int] = {"easy": 1, "medium": 2, "hard": 2, "benchmark
 #: Difficulties whose parts take a random colour of the shared palette (``COLOURS``), so that
 #: only shape and arrangement tell the classes apart.
 SHARED_PALETTE: tuple[str, ...] = ("benchmark",)
+#: Backgrounds (with strokes) a dataset keeps for re-rendering the same scene (interventions).
+CANVAS_CACHE = 64
 #: Difficulties whose single distractors are grey (never a palette colour).
 GREY_DISTRACTORS: tuple[str, ...] = ("easy", "benchmark")
 
@@ -423,9 +425,7 @@ class SyntheticDataset(ImageDataset):
     def render(self, scene: Scene) -> RawSample:
         """Draw ``scene``: background, strokes, then its parts in order; evidence → mask/boxes."""
         cfg, size = self.settings, self.img_size
-        rng = np.random.default_rng(scene.texture_seed)
-        image = _background(rng, size, cfg)
-        _strokes(rng, image, cfg)
+        image, rng = self._canvas(scene.texture_seed)
         mask = np.zeros((size, size), bool)
         boxes = []
         for part in scene.parts:
@@ -450,6 +450,26 @@ class SyntheticDataset(ImageDataset):
 
     def load(self, index: int) -> RawSample:
         return self.render(self.scene(index))
+
+    def _canvas(self, texture_seed: int) -> tuple[np.ndarray, np.random.Generator]:
+        """The background with its strokes (a copy) and the generator in the state drawing them left
+        it in. The last :data:`CANVAS_CACHE` canvases are kept: an intervention re-renders the same
+        scene with other parts, and the background is most of a render's cost; the pixels are the
+        same as drawing it again."""
+        cache: dict[int, tuple[np.ndarray, dict]] = self.__dict__.setdefault("_canvases", {})
+        if texture_seed in cache:
+            image, state = cache.pop(texture_seed)
+            cache[texture_seed] = (image, state)                  # most recently used last
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state
+            return image.copy(), rng
+        rng = np.random.default_rng(texture_seed)
+        image = _background(rng, self.img_size, self.settings)
+        _strokes(rng, image, self.settings)
+        cache[texture_seed] = (image.copy(), rng.bit_generator.state)
+        while len(cache) > CANVAS_CACHE:
+            cache.pop(next(iter(cache)))
+        return image, rng
 
 
 # ---------------------------------------------------------------------- helpers
