@@ -84,7 +84,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 from PIL import Image
@@ -456,7 +456,7 @@ class SyntheticDataset(ImageDataset):
         it in. The last :data:`CANVAS_CACHE` canvases are kept: an intervention re-renders the same
         scene with other parts, and the background is most of a render's cost; the pixels are the
         same as drawing it again."""
-        cache: dict[int, tuple[np.ndarray, dict]] = self.__dict__.setdefault("_canvases", {})
+        cache: dict[int, tuple[np.ndarray, Mapping[str, Any]]] = self.__dict__.setdefault("_canvases", {})
         if texture_seed in cache:
             image, state = cache.pop(texture_seed)
             cache[texture_seed] = (image, state)                  # most recently used last
