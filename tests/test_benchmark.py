@@ -100,14 +100,19 @@ def test_benchmark_cli_errors_name_the_fix(tmp_path):
     assert result.exit_code == 2 and "not both" in result.output
 
 
-def test_benchmark_recipes_are_the_demos_on_the_benchmark_data_with_scouters_lower_area_weight(tmp_path):
+def test_benchmark_recipes_are_the_demos_on_the_benchmark_data_with_scouters_original_hyperparameters(tmp_path):
     from seethrough.benchmark import QUICK, recipe_config
 
     fc = recipe_config("fc", QUICK, tmp_path / "fc")
     assert fc.model == "fc" and fc.epochs == QUICK.epochs
     assert fc.data_options["difficulty"] == "benchmark" and fc.data_options["num_samples"] == QUICK.train_samples
     negative = recipe_config("scouter-", QUICK, tmp_path / "neg", use_pre=str(tmp_path / "fc"))
-    assert negative.model_options["sign"] == -1 and negative.model_options["lambda_value"] == 0.1
+    # the original train.py's slots per class, area power, area weight and learning rate (the demo's
+    # 1 slot, power 1 and lr 1e-3 put the slots on the background of the shape pairs)
+    options = negative.model_options
+    assert options["sign"] == -1
+    assert (options["slots_per_class"], options["power"], options["lambda_value"], negative.lr) == (3, 2.0, 1.0, 1e-4)
+    assert fc.lr == 1e-3
     assert negative.use_pre == str(tmp_path / "fc")
 
 

@@ -114,8 +114,10 @@ class Scouter(SeeThroughModel):
         return {"loss": nll + self.lambda_value * area, "nll": nll, "area": area}
 
 
-#: The original train.py's argparse defaults (--slots_per_class "3", --power "2"; audit S6).
-SCOUTER_SLOTS_PER_CLASS, SCOUTER_POWER = 3, 2.0
+#: The original train.py's argparse defaults (--slots_per_class "3", --power "2", --lambda_value 1;
+#: audit S6) and its learning rate (--lr 0.0001, every SCOUTER preset's ``lr``).
+SCOUTER_SLOTS_PER_CLASS, SCOUTER_POWER, SCOUTER_LAMBDA_VALUE = 3, 2.0, 1.0
+SCOUTER_LR = 1e-4
 
 
 @register_model("scouter")
@@ -130,7 +132,7 @@ def scouter(
     to_k_layer: int = 1,
     sign: int | None = None,
     loss_status: int | None = None,
-    lambda_value: float = 1.0,
+    lambda_value: float = SCOUTER_LAMBDA_VALUE,
     power: float = SCOUTER_POWER,
     normalization: str = "official",
     **backbone_options,
