@@ -50,7 +50,7 @@ DEFAULT_EXPLAINERS: tuple[str, ...] = (*REAL_EXPLAINERS, *BASELINES)
 #: query collapses to the same output (loss ln C, measured). SCOUTER runs with the original
 #: train.py's hyperparameters (``slots_per_class`` 3, ``power`` 2, ``lambda_value`` 1, ``lr`` 1e-4),
 #: measured against the demo's (1 slot, power 1, lr 1e-3): at lr 1e-3 the shape pairs are either
-#: not learned (3 slots: 45 % on 4 classes; λ 1: the attention collapses to zero, loss ln C) or
+#: not learned (3 slots, λ 0.1: 45 % on 4 classes; λ 1: the attention collapses to zero, loss ln C) or
 #: learned with the slots on the background (1 slot, λ 0.1: correctness below random).
 SCOUTER_BENCHMARK_RECIPE: dict[str, Any] = {
     "lr": SCOUTER_LR, "model_options": {"slots_per_class": SCOUTER_SLOTS_PER_CLASS, "power": SCOUTER_POWER,
